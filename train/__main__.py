@@ -1,0 +1,38 @@
+"""`python -m train <stage> [args]`: one entry per training stage.
+
+Each stage module exposes ``main(argv: list[str] | None = None) -> int``. Modules are
+imported lazily so `--help` is fast and a missing optional dependency names itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+STAGES: dict[str, tuple[str, str]] = {
+    "asr-manifest": ("train.asr_data", "build the transcribed-speech manifest (speechocean762 + asterisk prompts)"),
+    "simulate": ("train.simulate", "generate the degraded corpus from clean speech and noise"),
+    "label": ("train.teachers", "label simulated clips with the teacher models (NISQA, DNSMOS)"),
+    "pretrain-asr": ("train.pretrain_asr", "CTC pretraining of the Conformer encoder"),
+    "probe": ("train.probe", "layer-wise probing of a frozen encoder (table + PNG)"),
+    "finetune": ("train.finetune", "fine-tune the quality model"),
+    "evaluate": ("train.evaluate", "PCC/RMSE tables on the simulated test split and the P.835 set"),
+    "export": ("train.export", "export to ONNX with the livesqa spec, with parity check"),
+    "sanity": ("train.sanity", "monotonicity checks of a model on synthetic degradations"),
+    "bench": ("train.bench", "speed of exported models side by side (one thread)"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help"} or args[0] not in STAGES:
+        print("usage: python -m train <stage> [options]\n\nstages:")
+        for name, (_, text) in STAGES.items():
+            print(f"  {name:<13} {text}")
+        return 0 if not args or args[0] in {"-h", "--help"} else 2
+    module = importlib.import_module(STAGES[args[0]][0])
+    return int(module.main(args[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
