@@ -1,0 +1,218 @@
+"""Fine-tuning of the quality model (`python -m train finetune`).
+
+Why one command for the paper's three rows (Table 2): they differ by one key each.
+
+- pretrained + layer attention (default): ``finetune.init = "asr"``, ``model.head.layer_attention = true``
+- pretrained, last layer only: ``--set model.head.layer_attention=false``
+- from scratch: ``--set finetune.init="scratch"``
+
+With ``init = "asr"`` the front end and encoder start from the CTC checkpoint and are
+fine-tuned whole (at ``encoder_lr``); the head and the uncertainty weights train at ``lr``.
+Loss: Kendall's uncertainty-weighted MSE over the five teacher targets, missing labels
+masked. Validation PCC/RMSE per dimension each epoch; ``best.pt`` = best val MOS PCC.
+Stops after ``epochs`` or ``max_minutes`` (per invocation); resumes from ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from livesqa.errors import ConfigError
+from livesqa.spec import DIMENSIONS
+from train.checkpoint import init_encoder_from_asr, load_checkpoint, save_checkpoint
+from train.config import ModelConfig
+from train.data import QualityDataset, collate_quality, length_batches, read_quality_manifest
+from train.losses import UncertaintyLoss
+from train.metrics import per_dimension
+from train.model import QualityModel
+from train.rundir import Budget, Every, RunDir, load_section, pick_device, set_cpu_threads, stage_parser
+
+DEFAULT_SIM_MANIFEST = "cache/sim/manifest.csv"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """``[finetune]``: one quality-model training run."""
+
+    run: str = ""  # empty: "ft-<init>-<la|last>" so each paper row gets its own folder
+    runs_dir: str = "runs"
+    manifest: str = ""  # empty: [data].sim_manifest, else cache/sim/manifest.csv
+    init: str = "asr"  # "asr": encoder from asr_checkpoint; "scratch": random init
+    asr_checkpoint: str = "runs/asr-small/best.pt"
+    lr: float = 1e-3  # head and uncertainty weights (and everything when from scratch)
+    encoder_lr: float = 3e-4  # front end + encoder when initialised from ASR
+    weight_decay: float = 1e-3
+    warmup_steps: int = 100
+    batch_size: int = 16
+    crop_s: float = 0.0  # > 0: random training crops of this length
+    epochs: int = 30
+    max_minutes: float = 30.0
+    grad_clip: float = 5.0
+    val_max_clips: int = 0  # 0 = whole val split
+    checkpoint_minutes: float = 5.0
+    log_every: int = 25
+    device: str = "auto"
+    threads: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.init not in {"asr", "scratch"}:
+            raise ValueError(f"init must be 'asr' or 'scratch', got {self.init!r}")
+        if self.batch_size < 1 or self.lr <= 0 or self.encoder_lr <= 0 or self.epochs < 1:
+            raise ValueError("batch_size, lr, encoder_lr and epochs must be positive")
+
+
+def run_name(cfg: FinetuneConfig, model_cfg: ModelConfig) -> str:
+    return cfg.run or f"ft-{cfg.init}-{'la' if model_cfg.head.layer_attention else 'last'}"
+
+
+def sim_manifest(resolved: dict[str, Any], explicit: str) -> str:
+    """The quality manifest: explicit key, else ``[data].sim_manifest``, else the default."""
+    return explicit or str(resolved.get("data", {}).get("sim_manifest", DEFAULT_SIM_MANIFEST))
+
+
+def predict(
+    model: nn.Module, ds: QualityDataset, device: torch.device, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(predictions [N, 5], targets [N, 5] with NaN for missing), in dataset order."""
+    model.eval()
+    preds = np.zeros((len(ds), len(DIMENSIONS)), dtype=np.float32)
+    targets = np.zeros_like(preds)
+    with torch.no_grad():
+        for idx in length_batches(ds.durations_s(), batch_size=batch_size, shuffle=False):
+            samples = [ds[i] for i in idx]
+            batch = collate_quality(samples).to(device)
+            preds[idx] = model(batch.wav, batch.wav_lengths).float().cpu().numpy()
+            targets[idx] = np.stack([s[1] for s in samples])
+    return preds, targets
+
+
+def _subset(ds_items: list[Any], n: int) -> list[Any]:
+    if n <= 0 or len(ds_items) <= n:
+        return ds_items
+    return [ds_items[i] for i in np.linspace(0, len(ds_items) - 1, n).round().astype(int)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = stage_parser("finetune", "fine-tune the quality model").parse_args(argv)
+    resolved, cfg = load_section(args.config, args.overrides, "finetune", FinetuneConfig)
+    model_cfg = ModelConfig.from_dict(resolved.get("model", {}))
+    device = pick_device(cfg.device)
+    set_cpu_threads(device, cfg.threads)
+    torch.manual_seed(cfg.seed)
+    resolved = {**resolved, "model": model_cfg.to_dict(), "finetune": asdict(cfg)}
+    run = RunDir(Path(cfg.runs_dir) / run_name(cfg, model_cfg), resolved, "train.finetune")
+    manifest = sim_manifest(resolved, cfg.manifest)
+    sr = model_cfg.frontend.sample_rate_hz
+    train_ds = QualityDataset(read_quality_manifest(manifest, "train"), sr, crop_s=cfg.crop_s, seed=cfg.seed)
+    val_ds = QualityDataset(_subset(read_quality_manifest(manifest, "val"), cfg.val_max_clips), sr)
+    if not len(train_ds) or not len(val_ds):
+        raise ConfigError(f"{manifest}: need labelled clips in both the train and val splits")
+
+    model = QualityModel(model_cfg).to(device)
+    loss_fn = UncertaintyLoss(len(DIMENSIONS)).to(device)
+    if cfg.init == "asr":
+        n = init_encoder_from_asr(model, cfg.asr_checkpoint)
+        run.log.info("encoder initialised from %s (%d tensors)", cfg.asr_checkpoint, n)
+    enc_params = [p for n, p in model.named_parameters() if n.startswith(("frontend.", "encoder."))]
+    head_params = [p for n, p in model.named_parameters() if n.startswith("quality_head.")]
+    enc_lr = cfg.encoder_lr if cfg.init == "asr" else cfg.lr
+    opt = torch.optim.AdamW(
+        [{"params": enc_params, "lr": enc_lr, "peak": enc_lr},
+         {"params": head_params + list(loss_fn.parameters()), "lr": cfg.lr, "peak": cfg.lr}],
+        weight_decay=cfg.weight_decay,
+    )
+    params = enc_params + head_params
+
+    step, epoch, first_batch, best_pcc = 0, 0, 0, -math.inf
+    if run.last.exists():
+        ckpt = load_checkpoint(run.last)
+        model.load_state_dict(ckpt["state_dict"])
+        if ckpt.get("optimizer") is not None:
+            opt.load_state_dict(ckpt["optimizer"])
+        extra = ckpt.get("extra", {})
+        loss_fn.load_state_dict(extra["loss_state"])
+        step, epoch, first_batch = int(ckpt.get("step", 0)), int(extra.get("epoch", 0)), int(extra.get("batch", 0))
+        best_pcc = float(extra.get("best_val_mos_pcc", -math.inf))
+        run.log.info("resumed from %s at step %d (epoch %d, batch %d)", run.last, step, epoch, first_batch)
+    run.log.info("train %d clips, val %d clips; init %s, layer attention %s; %.2fM params; device %s",
+                 len(train_ds), len(val_ds), cfg.init, model_cfg.head.layer_attention,
+                 model.n_params() / 1e6, device)
+
+    def save(path: Path, ep: int, batch: int, val: dict[str, Any] | None = None) -> None:
+        save_checkpoint(path, model, model_cfg, stage="quality", optimizer=opt, step=step,
+                        extra={"epoch": ep, "batch": batch, "best_val_mos_pcc": best_pcc,
+                               "loss_state": loss_fn.state_dict(), "finetune": asdict(cfg),
+                               "val": val or {}})
+
+    budget, every = Budget(cfg.max_minutes), Every(cfg.checkpoint_minutes)
+    stopped = False
+    while epoch < cfg.epochs and not stopped:
+        train_ds.set_epoch(epoch)
+        batches = length_batches(train_ds.durations_s(), batch_size=cfg.batch_size, seed=cfg.seed, epoch=epoch)
+        model.train()
+        losses: list[float] = []
+        bar = tqdm(total=len(batches), initial=first_batch, desc=f"finetune epoch {epoch}", leave=False, disable=None)
+        for bi in range(first_batch, len(batches)):
+            batch = collate_quality([train_ds[i] for i in batches[bi]]).to(device)
+            warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+            for group in opt.param_groups:
+                group["lr"] = group["peak"] * warm
+            loss, mse = loss_fn(model(batch.wav, batch.wav_lengths), batch.targets, batch.mask)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = float(nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+            opt.step()
+            step += 1
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if step % cfg.log_every == 0:
+                run.log.info("step %d epoch %d loss %.4f mse %s grad %.2f", step, epoch,
+                             float(np.mean(losses[-cfg.log_every:])),
+                             " ".join(f"{d}={v:.3f}" for d, v in zip(DIMENSIONS, mse.tolist())), grad_norm)
+                run.append_metrics({"step": step, "epoch": epoch, "loss": losses[-1], "grad_norm": grad_norm,
+                                    **{f"mse_{d}": v for d, v in zip(DIMENSIONS, mse.tolist())}}, "steps.csv")
+            if budget.expired():
+                save(run.last, epoch, bi + 1)
+                run.log.info("wall-clock budget of %.1f min reached at step %d; saved %s",
+                             cfg.max_minutes, step, run.last)
+                stopped = True
+                break
+            if every.due():
+                save(run.last, epoch, bi + 1)
+        bar.close()
+        if stopped:
+            break
+        pred, target = predict(model, val_ds, device, cfg.batch_size)
+        val = per_dimension(pred, target, DIMENSIONS)
+        mos_pcc = val["mos"]["pcc"] if math.isfinite(val["mos"]["pcc"]) else -math.inf
+        improved = mos_pcc > best_pcc
+        best_pcc = max(best_pcc, mos_pcc)
+        sigmas = loss_fn.sigmas().cpu().tolist()
+        run.append_metrics({
+            "epoch": epoch, "step": step,
+            "train_loss": float(np.mean(losses)) if losses else math.nan,
+            **{f"val_pcc_{d}": val[d]["pcc"] for d in DIMENSIONS},
+            **{f"val_rmse_{d}": val[d]["rmse"] for d in DIMENSIONS},
+            **{f"sigma_{d}": s for d, s in zip(DIMENSIONS, sigmas)},
+            "elapsed_s": budget.elapsed_s,
+        })
+        run.log.info("epoch %d done: loss %.4f val PCC %s%s", epoch,
+                     float(np.mean(losses)) if losses else math.nan,
+                     " ".join(f"{d}={val[d]['pcc']:.3f}" for d in DIMENSIONS), " (best)" if improved else "")
+        epoch, first_batch = epoch + 1, 0
+        if improved:
+            save(run.best, epoch, 0, val)
+        save(run.last, epoch, 0, val)
+    run.log.info("finished at step %d, epoch %d; best val MOS PCC %.4f", step, epoch, best_pcc)
+    run.close()
+    return 0

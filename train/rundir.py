@@ -1,0 +1,142 @@
+"""What every training stage shares: CLI options, the run folder, logging, budgets, devices.
+
+Why one place: each stage must save the resolved config next to its checkpoints, log to
+``runs/<name>/train.log``, append a metrics CSV, stop on a wall-clock budget and pick
+``cuda`` when present, and these must behave the same in all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from train.config import build, dump_toml, load_toml
+
+T = TypeVar("T")
+
+DEFAULT_CONFIG = "configs/train/small.toml"
+
+
+def stage_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """``--config``, repeatable ``--set section.key=value`` and ``--data-root``."""
+    parser = argparse.ArgumentParser(prog=f"python -m train {prog}", description=description)
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"training TOML (default {DEFAULT_CONFIG})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="override one config value (repeatable)")
+    parser.add_argument("--data-root", default=None,
+                        help="shared data folder (default $LIVESQA_DATA_ROOT or ../shared/data)")
+    return parser
+
+
+def load_section(config: str, overrides: Sequence[str], section: str, cls: type[T]) -> tuple[dict[str, Any], T]:
+    """The whole resolved config dict and ``[section]`` built into ``cls``."""
+    cfg = load_toml(config, overrides)
+    return cfg, build(cls, cfg.get(section, {}), prefix=f"{section}.")
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def set_cpu_threads(device: torch.device, n_threads: int) -> None:
+    """On CPU use a fixed thread count (the training box has 2 shared cores)."""
+    if device.type == "cpu" and n_threads > 0:
+        torch.set_num_threads(n_threads)
+
+
+class Budget:
+    """Wall-clock budget in minutes (<= 0 or inf = unlimited); monotonic clock."""
+
+    def __init__(self, max_minutes: float, already_spent_s: float = 0.0) -> None:
+        self.limit_s = max_minutes * 60.0 if max_minutes > 0 else math.inf
+        self._start = time.monotonic() - already_spent_s
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._start
+
+    def expired(self) -> bool:
+        return self.elapsed_s >= self.limit_s
+
+
+class Every:
+    """True once per ``minutes`` of wall clock (periodic checkpoints)."""
+
+    def __init__(self, minutes: float) -> None:
+        self.period_s = minutes * 60.0
+        self._last = time.monotonic()
+
+    def due(self) -> bool:
+        if time.monotonic() - self._last >= self.period_s:
+            self._last = time.monotonic()
+            return True
+        return False
+
+
+class RunDir:
+    """``runs/<name>/``: ``config.resolved.toml``, ``train.log``, ``metrics.csv``, checkpoints."""
+
+    def __init__(self, path: str | Path, resolved_config: Mapping[str, Any], logger_name: str) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "config.resolved.toml").write_text(dump_toml(_plain(resolved_config)), encoding="utf-8")
+        self.log = logging.getLogger(logger_name)
+        self.log.setLevel(logging.INFO)
+        self.log.propagate = False
+        for h in list(self.log.handlers):
+            self.log.removeHandler(h)
+            h.close()
+        fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+        for handler in (logging.FileHandler(self.path / "train.log", encoding="utf-8"), logging.StreamHandler()):
+            handler.setFormatter(fmt)
+            self.log.addHandler(handler)
+
+    @property
+    def last(self) -> Path:
+        return self.path / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.pt"
+
+    def append_metrics(self, row: Mapping[str, Any], name: str = "metrics.csv") -> None:
+        """Append one row; the header is written with the first row (columns fixed then)."""
+        path = self.path / name
+        new = not path.exists()
+        with path.open("a", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow({k: _fmt(v) for k, v in row.items()})
+
+    def close(self) -> None:
+        for h in list(self.log.handlers):
+            self.log.removeHandler(h)
+            h.close()
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses -> dicts, tuples -> lists, None dropped (TOML has no null)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
