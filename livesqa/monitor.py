@@ -1,0 +1,243 @@
+"""One monitored stream: chunks in, window scores out, on a shared scoring worker.
+
+This is the API the sources and the WebRTC rooms use::
+
+    async with ScoringWorker(OnnxScorer.load(path)) as worker:
+        mon = StreamMonitor(worker, StreamInfo("alice", room="r1", participant="alice"),
+                            live=True, hop_samples=16000)
+        mon.add_sink(csv_sink)                    # anything with write(WindowScores)/close()
+        mon.push_nowait(AudioChunk(start_sample, samples, arrival=time.perf_counter()))
+        ...
+        snap = mon.snapshot()                     # immutable, for a dashboard
+        await mon.finish()                        # end of stream: score the tail, drain
+        mon.close()                               # unregister from the worker
+
+Chunks are mono float32 at ``worker.spec.sample_rate_hz`` (use ``livesqa.audio`` /
+``livesqa.sources.convert`` at the edge). ``start_sample`` is the stream's sample
+clock: a jump forward is a gap, flagged on the windows it touches.
+
+Live mode (``live=True``) never falls behind: the mailbox keeps only the newest
+pending window and counts the dropped ones (``WindowScores.skipped``); pushing
+never blocks. Offline mode (files) scores every window; ``await push()`` waits
+while ``max_pending`` windows are queued (backpressure keeps memory flat).
+
+Results are delivered on the event loop, in order, to the aggregator and then
+to each sink. A sink error stops the stream: ``push``/``finish`` re-raise it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Callable, Protocol
+
+import numpy as np
+
+from livesqa.aggregate import Aggregator
+from livesqa.errors import LivesqaError
+from livesqa.gating import GateConfig, analyze
+from livesqa.scoring import Job, Scorer, ScoringWorker
+from livesqa.types import AudioChunk, Snapshot, StreamInfo, Window, WindowScores
+from livesqa.windowing import Windower
+
+
+class Sink(Protocol):
+    """Receives every result of a stream, in order, on the event loop."""
+
+    def write(self, result: WindowScores) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StreamMonitor:
+    """Windows one stream, queues its windows on a shared worker, fans results out to sinks."""
+
+    def __init__(
+        self,
+        worker: ScoringWorker,
+        stream: StreamInfo,
+        *,
+        live: bool,
+        hop_samples: int | None = None,
+        gate: GateConfig | None = None,
+        max_pending: int = 4,
+        history_windows: int = 180,
+    ) -> None:
+        spec = worker.spec
+        self.worker = worker
+        self.stream = stream
+        self.live = live
+        self.sample_rate_hz = spec.sample_rate_hz
+        self.hop_samples = hop_samples or spec.hop_samples
+        self.gate = gate or GateConfig()
+        self.max_pending = max(1, max_pending)
+        self.windower = Windower(spec.window_samples, self.hop_samples)
+        self.aggregator = Aggregator(
+            stream, f"{spec.name} {spec.version}", self.hop_samples / spec.sample_rate_hz,
+            history_windows,
+        )
+        self._loop = asyncio.get_running_loop()
+        self._pending: deque[Window] = deque()
+        self._skipped_since_last = 0
+        self._in_flight = 0  # windows queued or being scored, not yet delivered
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._space = asyncio.Event()
+        self._space.set()
+        self._sinks: list[Sink] = []
+        self._listeners: list[Callable[[WindowScores], None]] = []
+        self.error: BaseException | None = None
+        self._closed = False
+        worker.register(self)
+
+    # --- consumers -------------------------------------------------------
+    def add_sink(self, sink: Sink) -> None:
+        self._sinks.append(sink)
+
+    def add_listener(self, callback: Callable[[WindowScores], None]) -> None:
+        """Called with each result after the sinks (e.g. to push to a browser)."""
+        self._listeners.append(callback)
+
+    def snapshot(self) -> Snapshot:
+        return self.aggregator.snapshot()
+
+    # --- producers -------------------------------------------------------
+    def push_nowait(self, chunk: AudioChunk) -> None:
+        """Add audio without waiting (live sources; offline mode may queue past max_pending)."""
+        self._raise_error()
+        if chunk.arrival == 0.0:
+            chunk = AudioChunk(chunk.start_sample, chunk.samples, time.perf_counter(),
+                               chunk.nonfinite)
+        windows = self.windower.push(chunk)
+        if windows:
+            self._enqueue(windows)
+
+    async def push(self, chunk: AudioChunk) -> None:
+        """Add audio; offline mode waits while ``max_pending`` windows await scoring."""
+        self.push_nowait(chunk)
+        while not self.live and len(self._pending) >= self.max_pending:
+            self._space.clear()
+            await self._space.wait()
+            self._raise_error()
+
+    async def finish(self) -> None:
+        """End of stream: score a final window covering the tail, wait for all results."""
+        self._raise_error()
+        tail = self.windower.flush()
+        if tail is not None:
+            self._enqueue([tail])
+        await self.drain()
+        self.aggregator.status = "finished"
+
+    async def drain(self) -> None:
+        """Wait until every queued window has been delivered (or dropped)."""
+        while self._in_flight:
+            self._idle.clear()
+            await self._idle.wait()
+        self._raise_error()
+
+    def close(self) -> None:
+        """Unregister from the worker and close sinks (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.worker.unregister(self)
+        with self.worker.lock:
+            self._pending.clear()
+        for sink in self._sinks:
+            sink.close()
+
+    # --- mailbox side (worker thread) -------------------------------------
+    def _enqueue(self, windows: list[Window]) -> None:
+        with self.worker.lock:
+            if self.live:
+                dropped = len(self._pending) + len(windows) - 1
+                self._skipped_since_last += dropped
+                self._in_flight -= len(self._pending)
+                self._pending.clear()
+                self._pending.append(windows[-1])
+                self._in_flight += 1
+            else:
+                self._pending.extend(windows)
+                self._in_flight += len(windows)
+            self.worker.lock.notify()
+        if self._in_flight == 0:
+            self._idle.set()
+
+    def take_job(self) -> Job | None:
+        if not self._pending:
+            return None
+        window = self._pending.popleft()
+        skipped, self._skipped_since_last = self._skipped_since_last, 0
+        return lambda scorer: self._score(scorer, window, skipped)
+
+    def _score(self, scorer: Scorer, window: Window, skipped: int) -> None:
+        t0 = time.perf_counter()
+        try:
+            info = analyze(window.samples, self.sample_rate_hz, self.gate)
+            scores: tuple[float, ...] | None = None
+            if info.is_speech:
+                row = scorer.score(window.samples[np.newaxis, :])[0]
+                scores = tuple(float(v) for v in row)
+        except BaseException as e:
+            self._loop.call_soon_threadsafe(self._fail, e)
+            return
+        compute_ms = (time.perf_counter() - t0) * 1000.0
+        spec = scorer.spec
+        sr = self.sample_rate_hz
+        result = WindowScores(
+            stream=self.stream,
+            index=window.index,
+            start_s=window.start_sample / sr,
+            end_s=window.end_sample / sr,
+            wall_time=datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds"),
+            scores=scores,
+            speech_ratio=info.speech_ratio,
+            level_dbfs=info.level_dbfs,
+            clipping=info.clipping,
+            skipped=skipped,
+            gap=window.gap,
+            latency_ms=0.0,
+            compute_ms=compute_ms,
+            model=spec.name,
+            model_version=spec.version,
+        )
+        self._loop.call_soon_threadsafe(self._deliver, result, window.arrival)
+
+    # --- delivery (event loop) --------------------------------------------
+    def _deliver(self, result: WindowScores, arrival: float) -> None:
+        latency_ms = (time.perf_counter() - arrival) * 1000.0
+        result = replace(result, latency_ms=latency_ms)
+        self._in_flight -= 1
+        try:
+            if not self._closed:
+                self.aggregator.add(result)
+                for sink in self._sinks:
+                    sink.write(result)
+                for listener in self._listeners:
+                    listener(result)
+        except LivesqaError as e:
+            self._fail(e, counted=True)
+            return
+        self._wake()
+
+    def _fail(self, error: BaseException, counted: bool = False) -> None:
+        if self.error is None:
+            self.error = error
+        if not counted:
+            self._in_flight -= 1
+        self.aggregator.status = f"error: {error}"
+        self._wake()
+
+    def _wake(self) -> None:
+        if len(self._pending) < self.max_pending:
+            self._space.set()
+        if self._in_flight <= 0:
+            self._idle.set()
+
+    def _raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
