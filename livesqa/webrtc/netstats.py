@@ -1,0 +1,128 @@
+"""Per-participant network figures per interval: packet loss %, jitter (ms), E-model MOS.
+
+Why a separate pure core: aiortc's receiver keeps only cumulative RTP counters
+(``packetsReceived``, ``packetsLost``) and an RFC 3550 smoothed jitter in RTP clock units; a
+listener cares about *this* interval. :class:`NetStatsTracker` turns successive cumulative
+samples into interval figures, and :func:`read_inbound` pulls the sample from an aiortc
+``RTCStatsReport`` so the tracker itself needs no aiortc.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from livesqa.webrtc.emodel import EModelParams, burst_ratio, estimate_mos
+
+OPUS_CLOCK_HZ = 48000  # RTP clock of Opus (RFC 7587), whatever the audio bandwidth
+
+
+@dataclass(frozen=True)
+class InboundSample:
+    """Cumulative receiver counters at one instant (wall-clock seconds, monotonic)."""
+
+    time_s: float
+    packets_received: int
+    packets_lost: int
+    jitter_ms: float
+    rtt_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class NetInterval:
+    """Network figures of one interval, ready for a CSV row, the dashboard and /metrics."""
+
+    start_s: float
+    end_s: float
+    packets_received: int
+    packets_lost: int
+    loss_percent: float
+    jitter_ms: float
+    rtt_ms: float | None
+    burst_ratio: float
+    emodel_mos: float
+
+
+def read_inbound(report: Any, time_s: float, clock_hz: int = OPUS_CLOCK_HZ) -> InboundSample | None:
+    """The audio ``inbound-rtp`` entry of an aiortc ``RTCStatsReport`` as a sample.
+
+    aiortc reports jitter in RTP timestamp units (browsers use seconds); ``clock_hz`` converts.
+    Returns None while no packet has arrived (no inbound entry yet).
+    """
+    received = lost = 0
+    jitter_units = 0.0
+    rtt_s: float | None = None
+    found = False
+    for stats in report.values():
+        kind = getattr(stats, "type", "")
+        if kind == "inbound-rtp" and getattr(stats, "kind", "audio") == "audio":
+            found = True
+            received += int(stats.packetsReceived)
+            lost += int(stats.packetsLost)
+            jitter_units = max(jitter_units, float(stats.jitter))
+        elif kind == "remote-inbound-rtp" and getattr(stats, "roundTripTime", None) is not None:
+            rtt_s = float(stats.roundTripTime)
+    if not found:
+        return None
+    return InboundSample(
+        time_s=time_s,
+        packets_received=received,
+        packets_lost=max(lost, 0),
+        jitter_ms=1000.0 * jitter_units / clock_hz,
+        rtt_ms=None if rtt_s is None else 1000.0 * rtt_s,
+    )
+
+
+class NetStatsTracker:
+    """Differences successive cumulative samples into :class:`NetInterval` figures.
+
+    Loss bursts come from the ingest side (``note_bursts``): the receiver counters say how many
+    packets were lost, the frame timestamps say whether they went missing together.
+    """
+
+    def __init__(self, params: EModelParams = EModelParams()) -> None:
+        self._params = params
+        self._last: InboundSample | None = None
+        self._burst_packets = 0
+        self._bursts = 0
+        self.total_lost = 0
+        self.total_received = 0
+
+    def note_bursts(self, lost_packets: int, bursts: int) -> None:
+        """Record loss bursts seen in the media since the last interval (for BurstR)."""
+        self._burst_packets += max(lost_packets, 0)
+        self._bursts += max(bursts, 0)
+
+    def update(self, sample: InboundSample) -> NetInterval | None:
+        """Feed the next cumulative sample; returns the interval since the previous one.
+
+        The first sample only sets the baseline (None). A counter that goes backwards (a new
+        SSRC after an ICE restart) also resets the baseline instead of reporting nonsense.
+        """
+        last, self._last = self._last, sample
+        if last is None or sample.time_s <= last.time_s:
+            return None
+        d_received = sample.packets_received - last.packets_received
+        d_lost = sample.packets_lost - last.packets_lost
+        if d_received < 0:
+            return None
+        d_lost = max(d_lost, 0)  # late packets can make cumulative loss shrink
+        expected = d_received + d_lost
+        loss_fraction = d_lost / expected if expected else 0.0
+        mean_burst = self._burst_packets / self._bursts if self._bursts else 1.0
+        self._burst_packets = self._bursts = 0
+        burst = burst_ratio(loss_fraction, mean_burst)
+        self.total_lost += d_lost
+        self.total_received += d_received
+        loss_percent = 100.0 * loss_fraction
+        return NetInterval(
+            start_s=last.time_s,
+            end_s=sample.time_s,
+            packets_received=d_received,
+            packets_lost=d_lost,
+            loss_percent=loss_percent,
+            jitter_ms=sample.jitter_ms,
+            rtt_ms=sample.rtt_ms,
+            burst_ratio=burst,
+            emodel_mos=estimate_mos(loss_percent, sample.jitter_ms, sample.rtt_ms, burst, self._params),
+        )
