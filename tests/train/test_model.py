@@ -1,0 +1,144 @@
+"""QualityModel: shapes, parameter counts, padding masks, head overfit, checkpoints."""
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from livesqa.errors import ConfigError
+from train.checkpoint import init_encoder_from_asr, load_model, save_checkpoint
+from train.config import EncoderConfig, HeadConfig, ModelConfig, load_toml
+from train.heads import Probe
+from train.losses import UncertaintyLoss
+from train.model import QualityModel
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny(layer_attention: bool = True, n_layers: int = 2) -> ModelConfig:
+    return ModelConfig(
+        encoder=EncoderConfig(n_layers=n_layers, d_model=32, n_heads=4, conv_kernel=7, dropout=0.0),
+        head=HeadConfig(layer_attention=layer_attention, pool_hidden=16),
+    )
+
+
+@pytest.mark.parametrize("name", ["small", "paper"])
+def test_config_files_build_and_shapes(name: str) -> None:
+    cfg = ModelConfig.from_dict(load_toml(ROOT / "configs" / "train" / f"{name}.toml")["model"])
+    model = QualityModel(cfg).eval()
+    with torch.no_grad():
+        out = model.encode(torch.randn(2, 8000) * 0.1, torch.tensor([8000, 6000]))
+        scores = model(torch.randn(1, 8000) * 0.1)
+    n = cfg.encoder.n_layers
+    assert len(out.layers) == len(out.lengths) == n + 1
+    assert out.layers[0].shape == (2, 48, 80)  # (8000 - 400) // 160 + 1 frames at 10 ms
+    assert out.lengths[0].tolist() == [48, 36]
+    assert out.layers[n].shape == (2, 11, cfg.encoder.d_model)  # 48 -> 23 -> 11 at 40 ms
+    assert out.lengths[n].tolist() == [11, 8]
+    assert scores.shape == (1, 5)
+
+
+def test_paper_parameter_count() -> None:
+    """Paper: ~39.8M. Counted: every trainable tensor (subsampling convs + projection, 15
+    blocks, CTC head, quality head); the front end's DFT/mel bases are fixed buffers. We use
+    absolute sinusoidal positions, so no relative-position projections: 38.6M, within 10%."""
+    cfg = ModelConfig.from_dict(load_toml(ROOT / "configs" / "train" / "paper.toml")["model"])
+    n = QualityModel(cfg).n_params()
+    assert abs(n - 39.8e6) / 39.8e6 < 0.10, n
+
+
+def test_ctc_log_probs_normalised() -> None:
+    model = QualityModel(tiny()).eval()
+    lp, lengths = model.ctc_log_probs(torch.randn(2, 6000) * 0.1, torch.tensor([6000, 4000]))
+    assert lp.shape == (2, 8, 29)
+    assert lengths.tolist() == [8, 5]
+    torch.testing.assert_close(lp.exp().sum(-1), torch.ones(2, 8))
+
+
+@pytest.mark.parametrize("layer_attention", [True, False])
+def test_padding_does_not_change_a_sample(layer_attention: bool) -> None:
+    torch.manual_seed(0)
+    model = QualityModel(tiny(layer_attention)).eval()
+    x = torch.randn(1, 7000) * 0.1
+    batch = torch.cat([torch.cat([x, torch.randn(1, 5000)], dim=1), torch.randn(1, 12000) * 0.1])
+    with torch.no_grad():
+        alone = model(x)
+        alone_len = model(x, torch.tensor([7000]))
+        both = model(batch, torch.tensor([7000, 12000]))
+    torch.testing.assert_close(both[0], alone[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(alone_len, alone, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(both[0], both[1])  # sanity: the other row differs
+    assert torch.all((alone >= 1.0) & (alone <= 5.0))
+
+
+def test_head_overfits_one_batch() -> None:
+    torch.manual_seed(0)
+    model = QualityModel(tiny()).train()
+    loss_fn = UncertaintyLoss(5)
+    wav = torch.randn(4, 6000) * torch.tensor([[0.02], [0.1], [0.3], [0.05]])
+    target = torch.tensor(
+        [
+            [1.5, 2.0, 4.5, 3.0, 1.2],
+            [4.5, 4.0, 1.5, 2.0, 4.8],
+            [3.0, 1.2, 3.0, 4.5, 2.5],
+            [2.0, 3.5, 2.5, 1.0, 3.5],
+        ]
+    )
+    opt = torch.optim.Adam([*model.parameters(), *loss_fn.parameters()], lr=3e-3)
+    first = last = 0.0
+    for step in range(50):
+        loss, mse = loss_fn(model(wav), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step == 0:
+            first = float(mse.mean())
+        last = float(mse.mean())
+    assert last < 0.2 * first, (first, last)
+
+
+def test_probe_shapes_and_mask() -> None:
+    torch.manual_seed(0)
+    probe = Probe(12, hidden=8).eval()
+    x = torch.randn(2, 20, 12)
+    x2 = x.clone()
+    x2[0, 15:] = 100.0  # padding beyond length 15 must not matter
+    a = probe(x, torch.tensor([15, 20]))
+    b = probe(x2, torch.tensor([15, 20]))
+    c = probe(x[:1, :15], torch.tensor([15]))
+    assert a.shape == (2, 5)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a[:1], c, atol=1e-6, rtol=1e-6)
+
+
+def test_checkpoint_round_trip_and_asr_init(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    asr = QualityModel(tiny())
+    path = save_checkpoint(
+        tmp_path / "asr" / "last.pt", asr, asr.cfg, stage="asr", extra={"cer": 0.5}, step=7
+    )
+    assert not list(path.parent.glob("*.tmp"))
+    loaded, cfg, ckpt = load_model(path)
+    assert cfg == asr.cfg and ckpt["step"] == 7 and ckpt["extra"] == {"cer": 0.5}
+    wav = torch.randn(1, 6000) * 0.1
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(wav), asr.eval()(wav))
+
+    quality = QualityModel(tiny())
+    n = init_encoder_from_asr(quality, path)
+    assert n > 0
+    state = quality.state_dict()
+    for key, value in asr.state_dict().items():
+        if key.startswith(("encoder.", "frontend.")):
+            assert torch.equal(state[key], value), key
+    assert not torch.equal(
+        state["quality_head.probe.fc.0.weight"], asr.state_dict()["quality_head.probe.fc.0.weight"]
+    )
+
+    with pytest.raises(ConfigError):
+        init_encoder_from_asr(QualityModel(tiny(n_layers=3)), path)
+    with pytest.raises(ConfigError):
+        save_checkpoint(tmp_path / "x.pt", asr, asr.cfg, stage="bogus")
+    with pytest.raises(ConfigError):
+        load_model(tmp_path / "missing.pt")

@@ -1,0 +1,121 @@
+"""Read-outs on top of frame sequences: attentive statistics pooling, layer attention,
+the quality head and the layer-wise probe.
+
+Pooling has one attention query per output dimension (``n_queries``): noisiness is best
+judged in speech pauses, coloration on speech, so each of the five scores may weight
+frames differently. Each query yields a weighted mean and standard deviation (Okabe et al.
+2018); scores are ``score_min + (score_max - score_min) * sigmoid(.)``, so always in range.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from train.config import HeadConfig
+from train.frontend import length_mask
+
+STD_FLOOR = 1e-5  # variance floor: keeps sqrt's gradient finite on constant inputs
+
+
+class AttentiveStatsPooling(nn.Module):
+    """``x [B, T, D]``, ``lengths [B]`` -> ``[B, n_queries, 2D]`` (weighted mean ++ std)."""
+
+    def __init__(self, in_dim: int, n_queries: int = 1, attn_hidden: int = 64) -> None:
+        super().__init__()
+        self.attention = nn.Sequential(
+            nn.Linear(in_dim, attn_hidden), nn.Tanh(), nn.Linear(attn_hidden, n_queries)
+        )
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        logits = self.attention(x)  # [B, T, Q]
+        if lengths is not None:
+            mask = length_mask(lengths, x.shape[1])[..., None]
+            logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
+        weights = torch.softmax(logits, dim=1).transpose(1, 2)  # [B, Q, T]
+        mean = weights @ x  # [B, Q, D]
+        var = weights @ (x * x) - mean * mean
+        std = torch.sqrt(torch.clamp(var, min=STD_FLOOR))
+        return torch.cat([mean, std], dim=-1)
+
+
+class ScoreReadout(nn.Module):
+    """One linear unit per query on its pooled statistics, then a sigmoid scaled to range."""
+
+    def __init__(self, pooled_dim: int, n_outputs: int, score_min: float, score_max: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_outputs, pooled_dim) / pooled_dim**0.5)
+        self.bias = nn.Parameter(torch.zeros(n_outputs))
+        self.score_min = score_min
+        self.score_span = score_max - score_min
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``[B, K, P]`` -> scores ``[B, K]``."""
+        logits = (pooled * self.weight[None]).sum(dim=-1) + self.bias
+        return self.score_min + self.score_span * torch.sigmoid(logits)
+
+
+class Probe(nn.Module):
+    """FC -> attentive statistics pooling -> linear -> sigmoid scaled to [1, 5].
+
+    The paper's probing classifier: trained on one frozen layer at a time.
+    ``forward(x [B, T, in_dim], lengths [B] | None) -> [B, n_outputs]``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: int = 128,
+        n_outputs: int = 5,
+        score_min: float = 1.0,
+        score_max: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU())
+        self.pool = AttentiveStatsPooling(hidden, n_queries=n_outputs)
+        self.readout = ScoreReadout(2 * hidden, n_outputs, score_min, score_max)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        return self.readout(self.pool(self.fc(x), lengths))
+
+
+class LayerAttention(nn.Module):
+    """Per-frame softmax over encoder layers: ``L x [B, T, d]`` -> ``[B, T, d]``.
+
+    Each frame scores every layer's vector (a shared linear unit plus a learned per-layer
+    bias), so the model can, e.g., read noise from early layers and content from late ones.
+    """
+
+    def __init__(self, d_model: int, n_layers: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(d_model, 1, bias=False)
+        self.layer_bias = nn.Parameter(torch.zeros(n_layers))
+
+    def forward(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        stacked = torch.stack(layers, dim=2)  # [B, T, L, d]
+        logits = self.score(stacked).squeeze(-1) + self.layer_bias  # [B, T, L]
+        weights = torch.softmax(logits, dim=-1).unsqueeze(-1)
+        return (weights * stacked).sum(dim=2)
+
+    def mean_weights(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        """Average attention per layer ``[L]`` (for logs and plots)."""
+        stacked = torch.stack(layers, dim=2)
+        logits = self.score(stacked).squeeze(-1) + self.layer_bias
+        return torch.softmax(logits, dim=-1).mean(dim=(0, 1))
+
+
+class QualityHead(nn.Module):
+    """Encoder block outputs -> five scores ``[B, n_outputs]``.
+
+    ``layer_attention=False`` reads only the last block (the paper's "last layer" row).
+    """
+
+    def __init__(self, d_model: int, n_layers: int, cfg: HeadConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.layer_attention = LayerAttention(d_model, n_layers) if cfg.layer_attention else None
+        self.probe = Probe(d_model, cfg.pool_hidden, cfg.n_outputs, cfg.score_min, cfg.score_max)
+
+    def forward(self, layers: list[torch.Tensor], lengths: torch.Tensor | None) -> torch.Tensor:
+        x = layers[-1] if self.layer_attention is None else self.layer_attention(layers)
+        return self.probe(x, lengths)
