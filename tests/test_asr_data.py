@@ -11,7 +11,7 @@ import soundfile as sf
 
 from train.asr_data import (
     MANIFEST_COLUMNS,
-    AsrManifestConfig,
+    DataConfig,
     build_manifest,
     normalize_text,
     parse_asterisk_texts,
@@ -52,7 +52,7 @@ def test_manifest_from_fake_speechocean(tmp_path: Path) -> None:
         (folder / "utt2spk").write_text(f"{spk}0001 {spk}\n")
         sf.write(folder / "audio" / f"{spk}0001.opus", np.zeros(16000, np.float32), 16000,
                  format="OGG", subtype="OPUS")
-    rows = build_manifest(AsrManifestConfig(data_root=str(tmp_path), include_asterisk=False))
+    rows = build_manifest(DataConfig(data_root=str(tmp_path), include_asterisk=False))
     assert [(r["split"], r["speaker"], r["text"]) for r in rows] == [
         ("train", "so762-0001", "WE CALL IT THREE"), ("test", "so762-0002", "WE CALL IT THREE")]
     assert abs(float(rows[0]["duration_s"]) - 1.0) < 0.05

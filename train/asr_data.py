@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import gzip
 import os
 import re
@@ -24,6 +25,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from livesqa.errors import AudioInputError, ConfigError
 
@@ -32,6 +34,7 @@ ASTERISK_PACKAGES = ("asterisk-core-sounds-en-wav", "asterisk-core-sounds-en")
 ASTERISK_SOUNDS = Path("usr/share/asterisk/sounds/en_US_f_Allison")
 ASTERISK_TEXTS = Path("usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
 ASTERISK_SPEAKER = "asterisk-allison"
+T = TypeVar("T")
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 _ONES = ["ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE", "TEN", "ELEVEN", "TWELVE", "THIRTEEN", "FOURTEEN", "FIFTEEN", "SIXTEEN", "SEVENTEEN", "EIGHTEEN", "NINETEEN"]
@@ -41,12 +44,13 @@ _SYMBOLS = {"*": " STAR ", "#": " POUND ", "&": " AND ", "%": " PERCENT ", "@": 
 
 
 @dataclass(frozen=True)
-class AsrManifestConfig:
-    """Where the sources are and where the manifest goes (paths relative to the cwd)."""
+class DataConfig:
+    """The ``[data]`` section: where sources are and where manifests go (relative to the cwd)."""
 
     data_root: str = ""  # empty: $LIVESQA_DATA_ROOT or ../shared/data beside the repo
     cache_dir: str = "cache"
     asr_manifest: str = "cache/asr/manifest.csv"
+    sim_manifest: str = "cache/sim/manifest.csv"  # read by finetune/evaluate; simulate writes it
     include_asterisk: bool = True
 
 
@@ -212,7 +216,7 @@ def read_manifest(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def build_manifest(cfg: AsrManifestConfig) -> list[dict[str, str]]:
+def build_manifest(cfg: DataConfig) -> list[dict[str, str]]:
     """All rows: speechocean762 train/test, then asterisk prompts (train)."""
     data_root = resolve_data_root(cfg.data_root or None)
     rows = list(speechocean_rows(data_root))
@@ -222,38 +226,19 @@ def build_manifest(cfg: AsrManifestConfig) -> list[dict[str, str]]:
 
 
 def load_stage_config(config_path: str | None, overrides: Sequence[str], section: str,
-                      cls: type, known_only: bool = False) -> object:
-    """Build a stage's frozen config from ``[section]`` of a TOML file (+ ``--set`` overrides).
-
-    ``known_only`` picks only the keys ``cls`` knows: ``[data]`` is shared with the loaders
-    in ``train.data``, whose keys are theirs to validate.
-    """
+                      cls: type[T]) -> T:
+    """Build a stage's frozen config from ``[section]`` of a TOML file (+ ``--set`` overrides)."""
     if config_path is None and not overrides:
         return cls()
-    from train.config import build, load_toml
+    from train.config import apply_override, build, load_toml
 
-    mapping = load_toml(config_path, overrides) if config_path else _overrides_only(overrides)
-    values = dict(mapping.get(section, {}))
-    if known_only:
-        values = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-    return build(cls, values)
-
-
-def _overrides_only(overrides: Sequence[str]) -> dict[str, dict[str, object]]:
-    import tomllib
-
-    out: dict[str, dict[str, object]] = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot:
-            raise ConfigError(f"override must be section.key=value, got {item!r}")
-        try:
-            parsed = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            parsed = value  # a bare string without quotes
-        out.setdefault(section, {})[name] = parsed
-    return out
+    mapping: dict[str, Any] = {}
+    if config_path:
+        mapping = load_toml(config_path, overrides)
+    else:
+        for item in overrides:
+            apply_override(mapping, item)
+    return build(cls, mapping.get(section, {}), prefix=f"{section}.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,11 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="manifest path (default cache/asr/manifest.csv)")
     parser.add_argument("--no-asterisk", action="store_true", help="skip the asterisk prompts")
     args = parser.parse_args(argv)
-    cfg = load_stage_config(args.config, args.overrides, "data", AsrManifestConfig, known_only=True)
-    assert isinstance(cfg, AsrManifestConfig)
-    cfg = AsrManifestConfig(
+    cfg = load_stage_config(args.config, args.overrides, "data", DataConfig)
+    cfg = dataclasses.replace(
+        cfg,
         data_root=args.data_root or cfg.data_root,
-        cache_dir=cfg.cache_dir,
         asr_manifest=args.out or cfg.asr_manifest,
         include_asterisk=cfg.include_asterisk and not args.no_asterisk,
     )

@@ -1,0 +1,100 @@
+"""The simulator on a tiny fake data root: determinism, resume, splits, layout (torch-free)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from train.sim_catalogue import build_catalogue, split_of
+from train.simulate import MANIFEST_COLUMNS, SimulateConfig, clip_seed, done_indices, run
+
+SR = 16000
+
+
+def _tone_speech(seconds: float, f0: float) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (0.1 * np.sin(2 * np.pi * f0 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    folder = root / "speech" / "speechocean762" / "train"
+    (folder / "audio").mkdir(parents=True)
+    lines = []
+    for s in range(40):
+        for u in range(3):
+            utt = f"{s:04d}{u:04d}"
+            sf.write(folder / "audio" / f"{utt}.opus", _tone_speech(2.0 + u, 100 + 5 * s), SR,
+                     format="OGG", subtype="OPUS")
+            lines.append(f"{utt} {s:04d}")
+    (folder / "utt2spk").write_text("\n".join(lines) + "\n")
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        path = root / "noise" / f"kind{i % 4}" / f"n{i:02d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, (0.05 * rng.standard_normal(SR * 3)).astype(np.float32), SR)
+    return root
+
+
+def _cfg(root: Path, out: Path, n: int, seed: int = 5) -> SimulateConfig:
+    return SimulateConfig(data_root=str(root), out_dir=str(out), n_clips=n, seed=seed,
+                          clean_fraction=0.0)
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    with (out / "manifest.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_split_of_is_stable_and_proportional() -> None:
+    assert split_of("so762-0001") == split_of("so762-0001")
+    names = [f"spk{i}" for i in range(5000)]
+    shares = {s: sum(split_of(n) == s for n in names) / len(names) for s in ("train", "val", "test")}
+    assert shares["train"] == pytest.approx(0.8, abs=0.03)
+    assert shares["test"] == pytest.approx(0.1, abs=0.02)
+
+
+def test_catalogue_splits_are_disjoint(data_root: Path) -> None:
+    cat = build_catalogue(data_root)
+    speakers = {s: {u.speaker for u in cat.speech[s]} for s in cat.speech}
+    assert not speakers["train"] & speakers["test"] and not speakers["train"] & speakers["val"]
+    assert not set(cat.noise["train"]) & set(cat.noise["test"])
+    assert all(cat.noise[s] for s in cat.noise)
+
+
+def test_same_seed_same_clips_and_resume(data_root: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    run(_cfg(data_root, a, 6), progress=False)
+    run(_cfg(data_root, b, 4), progress=False)
+    run(_cfg(data_root, b, 6), progress=False)  # resumes: makes clips 4 and 5 only
+    rows_a, rows_b = _rows(a), _rows(b)
+    assert [r["con"] for r in rows_b] == ["0", "1", "2", "3", "4", "5"]
+    assert tuple(rows_a[0]) == MANIFEST_COLUMNS
+    for ra, rb in zip(rows_a, sorted(rows_b, key=lambda r: int(r["con"])), strict=True):
+        assert ra == rb
+        wa, ra_sr = sf.read(a / ra["filepath_deg"], dtype="int16")
+        wb, _ = sf.read(b / rb["filepath_deg"], dtype="int16")
+        assert ra_sr == SR and np.array_equal(wa, wb)
+    assert done_indices(b / "manifest.csv") == set(range(6))
+
+
+def test_clip_rows_describe_the_clip(data_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    run(_cfg(data_root, out, 12, seed=11), progress=False)
+    cat = build_catalogue(data_root)
+    split_speakers = {s: {u.speaker for u in cat.speech[s]} for s in cat.speech}
+    for row in _rows(out):
+        info = sf.info(str(out / row["filepath_deg"]))
+        assert info.samplerate == SR and info.channels == 1 and info.subtype == "PCM_16"
+        assert 4.0 <= info.duration <= 8.0 + 1e-3
+        assert float(row["duration_s"]) == pytest.approx(info.duration, abs=1e-3)
+        assert row["speaker"] in split_speakers[row["split"]]
+        assert row["condition"] != "clean" and row["mos"] == ""
+        assert row["seed"] == str(clip_seed(11, int(row["con"])))
+        if row["noise_file"]:
+            assert str(data_root / row["noise_file"]) in cat.noise[row["split"]]

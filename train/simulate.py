@@ -1,0 +1,314 @@
+"""The simulated corpus (`python -m train simulate`), in the spirit of NISQA_TRAIN_SIM.
+
+Each clip is 4–8 s of one speaker (utterances joined by short pauses), degraded by a
+chain of one to three distortions from different families (noise, acoustics, filtering,
+level, clipping, codec, loss), or left clean (~8 %). Everything about clip ``i`` follows
+from ``numpy.random.default_rng(seed_i)`` with ``seed_i`` derived from the global seed
+and ``i``, so a clip can be regenerated alone. Speakers and noise files are split into
+train/val/test by a hash of their name, so test shares neither with train.
+
+Output: ``<out_dir>/clips/cNNNNNN.flac`` (16 kHz mono 16-bit) and ``<out_dir>/manifest.csv``
+(NISQA corpus layout plus our columns, see :data:`MANIFEST_COLUMNS`), appended row by row
+so an interrupted run resumes where it stopped. Scores are left empty for `label`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from livesqa.audio import read_audio
+from train import degrade as dg
+from train.asr_data import load_stage_config, resolve_data_root
+from train.codecs import codec_roundtrip, usable_codecs
+from train.sim_catalogue import Catalogue, Utterance, build_catalogue, split_of
+
+log = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = (
+    "db", "con", "filepath_deg", "filename_deg", "source", "mos", "noi", "col", "dis", "loud",
+    "split", "condition", "speaker", "noise_file", "seed", "duration_s", "teacher",
+    "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl",
+)
+SPLITS = ("train", "val", "test")
+
+# family -> (weight, kinds with weights); one kind per family in a chain
+FAMILIES: dict[str, tuple[float, dict[str, float]]] = {
+    "noise": (0.26, {"noise": 0.8, "babble": 0.2}),
+    "codec": (0.18, {"codec": 1.0}),
+    "loss": (0.15, {"plc": 0.75, "timeclip": 0.25}),
+    "filter": (0.13, {"nb": 0.35, "wb": 0.15, "lp": 0.2, "irs": 0.15, "eq": 0.15}),
+    "acoustic": (0.11, {"reverb": 0.7, "echo": 0.3}),
+    "level": (0.10, {"quiet": 0.5, "loud": 0.5}),
+    "clipping": (0.07, {"clip": 1.0}),
+}
+# the order a real call applies them in: room, then mixing, device, gain, codec, network
+STAGE_ORDER = ("reverb", "echo", "noise", "babble", "nb", "wb", "lp", "irs", "eq", "quiet", "loud",
+               "clip", "codec", "plc", "timeclip")
+CHAIN_LENGTH_P = (0.45, 0.35, 0.20)
+
+
+@dataclass(frozen=True)
+class SimulateConfig:
+    """The ``[simulate]`` section."""
+
+    data_root: str = ""
+    out_dir: str = "cache/sim"
+    n_clips: int = 12000
+    seed: int = 20230820
+    workers: int = 1
+    sample_rate_hz: int = 16000
+    min_clip_s: float = 4.0
+    max_clip_s: float = 8.0
+    clean_fraction: float = 0.08
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+
+
+def clip_seed(global_seed: int, index: int) -> int:
+    """The per-clip seed: a 63-bit integer derived from (global seed, clip index)."""
+    return int(np.random.SeedSequence([global_seed, index]).generate_state(2, np.uint64)[0] >> 1)
+
+
+@functools.lru_cache(maxsize=48)
+def _load(path: str, sample_rate_hz: int) -> np.ndarray:
+    return read_audio(path, sample_rate_hz)
+
+
+def _assemble(cat: Catalogue, split: str, cfg: SimulateConfig,
+              rng: np.random.Generator) -> tuple[np.ndarray, list[Utterance]]:
+    """4–8 s of one speaker: shuffled utterances with 0.15–0.5 s pauses, cut to a random length."""
+    sr = cfg.sample_rate_hz
+    pool = cat.speech[split]
+    first = pool[int(rng.integers(len(pool)))]
+    same = [u for u in cat.by_speaker[first.speaker] if u is not first]
+    order = [first] + [same[i] for i in rng.permutation(len(same))]
+    target = int(rng.uniform(cfg.min_clip_s, cfg.max_clip_s) * sr)
+    parts: list[np.ndarray] = []
+    used: list[Utterance] = []
+    total = 0
+    for utt in order:
+        wav = _load(utt.path, sr)
+        if len(wav) > target and not parts:  # one long utterance: a random window of it
+            start = int(rng.integers(0, len(wav) - target + 1))
+            wav = wav[start: start + target]
+        if parts:
+            pause = np.zeros(int(rng.uniform(0.15, 0.5) * sr), np.float32)
+            parts.append(pause)
+            total += len(pause)
+        parts.append(wav)
+        used.append(utt)
+        total += len(wav)
+        if total >= target:
+            break
+    audio = np.concatenate(parts)[:target]
+    min_n = int(cfg.min_clip_s * sr)
+    if len(audio) < min_n:
+        audio = np.concatenate([audio, np.zeros(min_n - len(audio), np.float32)])
+    return audio.astype(np.float32), used
+
+
+def _choose_chain(rng: np.random.Generator, clean_fraction: float) -> list[str]:
+    if rng.random() < clean_fraction:
+        return []
+    n = int(rng.choice(len(CHAIN_LENGTH_P), p=CHAIN_LENGTH_P)) + 1
+    names = list(FAMILIES)
+    weights = np.array([FAMILIES[f][0] for f in names])
+    families = rng.choice(names, size=n, replace=False, p=weights / weights.sum())
+    kinds = []
+    for fam in families:
+        options = FAMILIES[str(fam)][1]
+        p = np.array(list(options.values()))
+        kinds.append(str(rng.choice(list(options), p=p / p.sum())))
+    return sorted(kinds, key=STAGE_ORDER.index)
+
+
+def _apply(kind: str, x: np.ndarray, ctx: dict[str, object], rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """Apply one degradation kind; returns (audio, its readable condition token)."""
+    sr: int = ctx["sr"]  # type: ignore[assignment]
+    cat: Catalogue = ctx["cat"]  # type: ignore[assignment]
+    split: str = ctx["split"]  # type: ignore[assignment]
+    if kind == "noise":
+        noise_path = cat.noise[split][int(rng.integers(len(cat.noise[split])))]
+        snr = float(rng.uniform(-5, 30))
+        ctx["noise_file"] = str(Path(noise_path).relative_to(cat.data_root))
+        return dg.add_noise(x, _load(noise_path, sr), snr, sr, rng), f"noise:{Path(noise_path).stem}@{snr:.0f}dB"
+    if kind == "babble":
+        others = [u for u in cat.speech[split] if u.speaker != ctx["speaker"]]
+        n = int(rng.integers(3, 7))
+        talkers = [_load(others[int(i)].path, sr) for i in rng.choice(len(others), n, replace=False)]
+        snr = float(rng.uniform(0, 25))
+        return dg.add_noise(x, dg.babble(talkers, len(x), rng), snr, sr, rng), f"babble:{n}talkers@{snr:.0f}dB"
+    if kind == "nb":
+        return dg.narrowband(x, sr), "band:nb300-3400"
+    if kind == "wb":
+        return dg.wideband(x, sr), "band:wb100-7000"
+    if kind == "lp":
+        cutoff = float(rng.uniform(1500, 6000))
+        return dg.bandpass(x, sr, None, cutoff), f"band:lp{cutoff:.0f}Hz"
+    if kind == "irs":
+        return dg.irs_like(x, sr), "filter:irs-like"
+    if kind == "eq":
+        return dg.random_eq(x, sr, rng), "filter:eq"
+    if kind == "quiet":
+        level = float(rng.uniform(-55, -38))
+        return dg.set_level(x, sr, level), f"level:{level:.0f}dBFS"
+    if kind == "loud":
+        level = float(rng.uniform(-12, -2))
+        return dg.saturate(dg.set_level(x, sr, level)), f"level:{level:.0f}dBFS"
+    if kind == "clip":
+        frac = float(np.exp(rng.uniform(np.log(0.005), np.log(0.3))))
+        # a clipped input stage is followed by gain back to talking level (AGC)
+        level = dg.active_level_db(x, sr)
+        return dg.set_level(dg.clip(x, frac), sr, level), f"clip:{100 * frac:.1f}%"
+    if kind == "codec":
+        codecs = ctx["codecs"]
+        assert isinstance(codecs, dict)
+        if not codecs:
+            return x, "codec:none"
+        codec = codecs[sorted(codecs)[int(rng.integers(len(codecs)))]]
+        rate = codec.bitrates[int(rng.integers(len(codec.bitrates)))]
+        return codec_roundtrip(x, sr, codec, rate), f"codec:{codec.name}" + (f"@{rate}" if rate else "")
+    if kind == "plc":
+        rate = float(rng.uniform(0.02, 0.35))
+        method = str(rng.choice(["zero", "fade", "repeat"]))
+        burst = float(rng.uniform(1.0, 3.0))
+        y, _ = dg.packet_loss(x, sr, rate, rng, method, 20.0, burst)  # type: ignore[arg-type]
+        return y, f"loss:{method}@{100 * rate:.0f}%"
+    if kind == "timeclip":
+        n = int(rng.integers(1, 5))
+        return dg.time_clip(x, sr, n, rng), f"timeclip:{n}x"
+    if kind == "reverb":
+        if cat.irs and rng.random() < 0.2:
+            ir_path = cat.irs[int(rng.integers(len(cat.irs)))]
+            return dg.reverberate(x, _load(ir_path, sr)), f"reverb:ir-{Path(ir_path).stem}"
+        rt60 = float(rng.uniform(0.2, 1.2))
+        return dg.reverberate(x, dg.room_rir(sr, rng, rt60)), f"reverb:room@{rt60:.1f}s"
+    if kind == "echo":
+        delay = float(rng.uniform(40, 400))
+        att = float(rng.uniform(4, 20))
+        n = int(rng.integers(1, 4))
+        return dg.echo(x, sr, delay, att, n), f"echo:{delay:.0f}ms@-{att:.0f}dBx{n}"
+    raise ValueError(f"unknown degradation kind {kind!r}")
+
+
+def make_clip(index: int, cfg: SimulateConfig, cat: Catalogue,
+              codecs: dict[str, object]) -> tuple[np.ndarray, dict[str, str]]:
+    """Clip ``index``: (audio float32 at ``cfg.sample_rate_hz``, its manifest row sans scores)."""
+    seed = clip_seed(cfg.seed, index)
+    rng = np.random.default_rng(seed)
+    u = rng.random()
+    split = "test" if u < cfg.test_fraction else "val" if u < cfg.test_fraction + cfg.val_fraction else "train"
+    audio, used = _assemble(cat, split, cfg, rng)
+    audio = dg.set_level(audio, cfg.sample_rate_hz, float(rng.uniform(-32, -20)))
+    ctx: dict[str, object] = {"sr": cfg.sample_rate_hz, "cat": cat, "split": split,
+                              "speaker": used[0].speaker, "codecs": codecs, "noise_file": ""}
+    tokens = []
+    for kind in _choose_chain(rng, cfg.clean_fraction):
+        audio, token = _apply(kind, audio, ctx, rng)
+        tokens.append(token)
+    audio = dg.saturate(audio)
+    name = f"c{index:06d}.flac"
+    row = {
+        "db": f"livesqa_sim_{split}", "con": str(index), "filepath_deg": f"clips/{name}",
+        "filename_deg": name, "source": "+".join(f"{u.corpus}:{u.utt_id}" for u in used),
+        "split": split, "condition": "+".join(tokens) or "clean", "speaker": used[0].speaker,
+        "noise_file": str(ctx["noise_file"]), "seed": str(seed),
+        "duration_s": f"{len(audio) / cfg.sample_rate_hz:.3f}",
+    }
+    return audio, {c: row.get(c, "") for c in MANIFEST_COLUMNS}
+
+
+_WORKER: dict[str, object] = {}
+
+
+def _init_worker(cfg: SimulateConfig, cat: Catalogue) -> None:
+    logging.getLogger("train.codecs").setLevel(logging.ERROR)  # the parent already warned
+    _WORKER.update(cfg=cfg, cat=cat, codecs=usable_codecs())
+
+
+def _work(index: int) -> dict[str, str]:
+    import soundfile as sf
+
+    cfg: SimulateConfig = _WORKER["cfg"]  # type: ignore[assignment]
+    audio, row = make_clip(index, cfg, _WORKER["cat"], _WORKER["codecs"])  # type: ignore[arg-type]
+    path = Path(cfg.out_dir) / row["filepath_deg"]
+    tmp = path.with_name(path.stem + ".tmp.flac")
+    sf.write(str(tmp), audio, cfg.sample_rate_hz, subtype="PCM_16", format="FLAC")
+    os.replace(tmp, path)
+    return row
+
+
+def done_indices(manifest: Path) -> set[int]:
+    """Clip indices already listed in a manifest (those are skipped on resume)."""
+    if not manifest.is_file():
+        return set()
+    with manifest.open(newline="", encoding="utf-8") as f:
+        return {int(r["con"]) for r in csv.DictReader(f) if r.get("con", "").isdigit()}
+
+
+def run(cfg: SimulateConfig, progress: bool = True) -> Path:
+    """Generate the missing clips of ``range(cfg.n_clips)``; returns the manifest path."""
+    from tqdm import tqdm
+
+    out = Path(cfg.out_dir)
+    (out / "clips").mkdir(parents=True, exist_ok=True)
+    manifest = out / "manifest.csv"
+    todo = [i for i in range(cfg.n_clips) if i not in done_indices(manifest)]
+    cat = build_catalogue(resolve_data_root(cfg.data_root or None), cfg.val_fraction, cfg.test_fraction)
+    new_file = not manifest.is_file()
+    with manifest.open("a", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
+        if new_file:
+            writer.writeheader()
+        bar = tqdm(total=cfg.n_clips, initial=cfg.n_clips - len(todo), unit="clip",
+                   disable=not progress, desc="simulate")
+        for row in _results(cfg, cat, todo):
+            writer.writerow(row)
+            f.flush()
+            bar.update(1)
+        bar.close()
+    return manifest
+
+
+def _results(cfg: SimulateConfig, cat: Catalogue, todo: list[int]) -> Iterator[dict[str, str]]:
+    usable_codecs()  # warn about missing encoders once, in the parent
+    if cfg.workers <= 1:
+        _init_worker(cfg, cat)
+        yield from map(_work, todo)
+        return
+    with mp.get_context("spawn").Pool(cfg.workers, _init_worker, (cfg, cat)) as pool:
+        yield from pool.imap_unordered(_work, todo, chunksize=4)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train simulate", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="training TOML; reads its [simulate] section")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--data-root")
+    parser.add_argument("--out-dir")
+    parser.add_argument("--n-clips", type=int)
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--seed", type=int)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    base = load_stage_config(args.config, args.overrides, "simulate", SimulateConfig)
+    given = {k: v for k, v in {"data_root": args.data_root, "out_dir": args.out_dir,
+                                "n_clips": args.n_clips, "workers": args.workers,
+                                "seed": args.seed}.items() if v is not None}
+    cfg = SimulateConfig(**{**base.__dict__, **given})
+    manifest = run(cfg)
+    print(f"wrote {manifest} ({len(done_indices(manifest))} clips)")
+    return 0
+
+
+__all__ = ["MANIFEST_COLUMNS", "SPLITS", "SimulateConfig", "clip_seed", "make_clip", "run", "split_of"]
