@@ -44,7 +44,7 @@ class FinetuneConfig:
 
     run: str = ""  # empty: "ft-<init>-<la|last>" so each paper row gets its own folder
     runs_dir: str = "runs"
-    manifest: str = ""  # empty: [data].sim_manifest, else cache/sim/manifest.csv
+    manifest: str = ""  # empty: <[simulate].out_dir>/manifest.csv, else cache/sim/manifest.csv
     init: str = "asr"  # "asr": encoder from asr_checkpoint; "scratch": random init
     asr_checkpoint: str = "runs/asr-small/best.pt"
     lr: float = 1e-3  # head and uncertainty weights (and everything when from scratch)
@@ -75,8 +75,11 @@ def run_name(cfg: FinetuneConfig, model_cfg: ModelConfig) -> str:
 
 
 def sim_manifest(resolved: dict[str, Any], explicit: str) -> str:
-    """The quality manifest: explicit key, else ``[data].sim_manifest``, else the default."""
-    return explicit or str(resolved.get("data", {}).get("sim_manifest", DEFAULT_SIM_MANIFEST))
+    """The quality manifest: explicit key, else ``<[simulate].out_dir>/manifest.csv``, else the default."""
+    if explicit:
+        return explicit
+    out_dir = resolved.get("simulate", {}).get("out_dir")
+    return str(Path(out_dir) / "manifest.csv") if out_dir else DEFAULT_SIM_MANIFEST
 
 
 def predict(

@@ -46,7 +46,7 @@ class ProbeConfig:
     run: str = "probe-small"
     runs_dir: str = "runs"
     asr_checkpoint: str = "runs/asr-small/best.pt"
-    manifest: str = ""  # empty: [data].sim_manifest, else cache/sim/manifest.csv
+    manifest: str = ""  # empty: <[simulate].out_dir>/manifest.csv, else cache/sim/manifest.csv
     cache_dir: str = "cache/probe"
     out_dir: str = "results/probing"
     max_clips_per_split: int = 0  # 0 = all

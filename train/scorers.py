@@ -1,0 +1,114 @@
+"""One interface over every model that evaluate and sanity compare: ours and the peers.
+
+Why: Tables 2-4 put our checkpoints, our ONNX exports, NISQA and DNSMOS side by side on
+the same files; each is wrapped as a :class:`FileScorer` that takes a whole mono clip at
+its own rate and returns five scores in ``DIMENSIONS`` order (NaN where the model has no
+comparable output: DNSMOS maps OVRL->MOS, BAK->NOI, SIG->COL and nothing else).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from livesqa.audio import resample
+from livesqa.errors import ConfigError
+from livesqa.spec import DIMENSIONS
+
+#: DNSMOS P.835 output -> our dimension (the comparable columns only).
+DNSMOS_TO_DIMENSION = {"ovrl": "mos", "bak": "noi", "sig": "col"}
+
+
+class FileScorer(Protocol):
+    """Scores one whole clip; ``name`` labels its row in the tables."""
+
+    name: str
+
+    def score(self, wav: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+        """Mono float32 ``[samples]`` at ``sample_rate_hz`` -> ``[5]`` float (NaN = no output)."""
+        ...
+
+
+class CheckpointScorer:
+    """A ``train.checkpoint`` quality model, run in torch on the whole clip in one pass."""
+
+    def __init__(self, path: str | Path, device: str = "cpu", name: str | None = None) -> None:
+        import torch
+
+        from train.checkpoint import load_model
+
+        self._torch = torch
+        self.path = Path(path)
+        self.model, self.cfg, ckpt = load_model(self.path)
+        if ckpt.get("stage") != "quality":
+            raise ConfigError(f"{self.path}: is a {ckpt.get('stage')!r} checkpoint, not a quality model")
+        self.device = torch.device(device)
+        self.model.to(self.device).eval()
+        self.sample_rate_hz = self.cfg.frontend.sample_rate_hz
+        self.name = name or (self.path.parent.name if self.path.stem in {"best", "last"} else self.path.stem)
+
+    def score(self, wav: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+        x = resample(wav, sample_rate_hz, self.sample_rate_hz)
+        with self._torch.no_grad():
+            out = self.model(self._torch.from_numpy(np.ascontiguousarray(x, np.float32))[None].to(self.device))
+        return out[0].float().cpu().numpy().astype(np.float64)
+
+
+class OnnxFileScorer:
+    """An exported ONNX model through the runtime's own scorer (one thread, spec-checked)."""
+
+    def __init__(self, path: str | Path, name: str | None = None) -> None:
+        from livesqa.scoring import OnnxScorer
+
+        self.path = Path(path)
+        self._scorer = OnnxScorer.load(self.path)
+        self.sample_rate_hz = self._scorer.spec.sample_rate_hz
+        self.name = name or f"{self.path.stem} (onnx)"
+
+    def score(self, wav: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+        x = resample(wav, sample_rate_hz, self.sample_rate_hz)
+        return self._scorer.score(np.ascontiguousarray(x, np.float32)[None])[0].astype(np.float64)
+
+
+class NisqaScorer:
+    """The NISQA v2 teacher (``train.teachers``), already reordered to DIMENSIONS."""
+
+    name = "NISQA"
+
+    def __init__(self, weights_path: str | Path) -> None:
+        from train.teachers import NisqaTeacher
+
+        self._teacher = NisqaTeacher(weights_path)
+
+    def score(self, wav: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+        out = self._teacher.score(np.asarray(wav, np.float32), sample_rate_hz)
+        return np.array([float(out.get(d, math.nan)) for d in DIMENSIONS])
+
+
+class DnsmosScorer:
+    """DNSMOS P.835 (``train.teachers``): OVRL, BAK, SIG in the MOS, NOI, COL columns."""
+
+    name = "DNSMOS"
+
+    def __init__(self) -> None:
+        from train.teachers import DnsmosTeacher
+
+        self._teacher = DnsmosTeacher()
+
+    def score(self, wav: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+        out = self._teacher.score(np.asarray(wav, np.float32), sample_rate_hz)
+        row = np.full(len(DIMENSIONS), math.nan)
+        for key, dim in DNSMOS_TO_DIMENSION.items():
+            row[DIMENSIONS.index(dim)] = float(out[key])
+        return row
+
+
+def model_scorer(path: str | Path, device: str = "cpu") -> FileScorer:
+    """``*.onnx`` -> :class:`OnnxFileScorer`; anything else -> :class:`CheckpointScorer`."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"model not found: {p}")
+    return OnnxFileScorer(p) if p.suffix == ".onnx" else CheckpointScorer(p, device)
