@@ -10,7 +10,7 @@ This is the API the sources and the WebRTC rooms use::
         ...
         snap = mon.snapshot()                     # immutable, for a dashboard
         await mon.finish()                        # end of stream: score the tail, drain
-        mon.close()                               # unregister from the worker
+        mon.close()                               # unregister (sinks stay the caller's)
 
 Chunks are mono float32 at ``worker.spec.sample_rate_hz`` (use ``livesqa.audio`` /
 ``livesqa.sources.convert`` at the edge). ``start_sample`` is the stream's sample
@@ -140,15 +140,18 @@ class StreamMonitor:
         self._raise_error()
 
     def close(self) -> None:
-        """Unregister from the worker and close sinks (idempotent)."""
+        """Unregister from the worker and drop pending windows (idempotent).
+
+        Sinks are not closed: several streams may share one file; their owner closes them.
+        """
         if self._closed:
             return
         self._closed = True
         self.worker.unregister(self)
         with self.worker.lock:
+            self._in_flight -= len(self._pending)
             self._pending.clear()
-        for sink in self._sinks:
-            sink.close()
+        self._wake()
 
     # --- mailbox side (worker thread) -------------------------------------
     def _enqueue(self, windows: list[Window]) -> None:

@@ -1,0 +1,157 @@
+"""``livesqa`` command line: mic | devices | file | replay | bench | inspect | webrtc.
+
+Every user error (:class:`LivesqaError`) becomes one line on stderr and a non-zero
+exit code, with no traceback. Exit codes: 0 ok, 1 an error (or, for ``file``,
+at least one file failed), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from livesqa import __version__
+from livesqa.errors import LivesqaError
+
+WEBRTC_HINT = "the webrtc command needs extra packages: pip install 'livesqa[webrtc]'"
+SAMPLE_CALL = Path(__file__).resolve().parent / "assets" / "sample_call.flac"
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="PATH",
+                   help="ONNX model (default: $LIVESQA_MODEL, then exported/*.onnx)")
+    p.add_argument("--config", metavar="TOML", help="runtime config (default configs/livesqa.toml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set hop_s=0.5 (repeatable)")
+    p.add_argument("--hop", type=float, metavar="SECONDS",
+                   help="seconds between windows (default from config: 1.0)")
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--csv", metavar="OUT", help="append one row per window to this CSV file")
+    p.add_argument("--jsonl", metavar="OUT", help="append one JSON object per window to this file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="livesqa",
+        description="Real-time, reference-free call-quality monitor (NISQA dimensions, 1-5).",
+    )
+    parser.add_argument("--version", action="version", version=f"livesqa {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("mic", help="live dashboard of a microphone (or --headless to CSV)")
+    p.add_argument("--device", metavar="NAME|ID", help="input device (see `livesqa devices`)")
+    p.add_argument("--headless", action="store_true", help="no dashboard; write --csv/--jsonl only")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    _add_output_options(p)
+    _add_model_options(p)
+
+    sub.add_parser("devices", help="list audio input devices")
+
+    p = sub.add_parser("file", help="score audio files and folders as fast as one core allows")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (wav, flac, ogg, mp3)")
+    p.add_argument("--summary", metavar="OUT", help="write one summary row per file to this CSV")
+    p.add_argument("--realtime", action="store_true",
+                   help="stream each file through the live pipeline and dashboard (like replay)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_output_options(p)
+    _add_model_options(p)
+
+    p = sub.add_parser("replay", help="stream a recording through the live dashboard in real time")
+    p.add_argument("path", nargs="?", metavar="FILE", help=f"recording (default: {SAMPLE_CALL.name})")
+    p.add_argument("--headless", action="store_true", help="no dashboard; write --csv/--jsonl only")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    _add_output_options(p)
+    _add_model_options(p)
+
+    p = sub.add_parser("bench", help="model latency/RTFX on one thread; --pipeline for overhead")
+    p.add_argument("--pipeline", action="store_true",
+                   help="replay synthetic audio through the whole pipeline as fast as possible")
+    p.add_argument("--windows", type=int, default=50, help="model bench: windows to time")
+    p.add_argument("--minutes", type=float, default=10.0, help="pipeline bench: audio minutes")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the numbers as JSON")
+    _add_model_options(p)
+
+    p = sub.add_parser("inspect", help="print a model's spec (from its ONNX metadata)")
+    p.add_argument("path", nargs="?", metavar="MODEL", help="model (default: the default model)")
+
+    p = sub.add_parser("webrtc", help="monitor every participant of WebRTC rooms (browser page)")
+    try:
+        from livesqa.webrtc.command import add_arguments
+    except ImportError:
+        p.set_defaults(webrtc_missing=True)
+    else:
+        add_arguments(p)
+    return parser
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from livesqa.sources.mic import list_input_devices
+
+    devices = list_input_devices()
+    if not devices:
+        print("no audio input devices found")
+        return 1
+    for d in devices:
+        mark = "*" if d.is_default else " "
+        print(f"{mark} {d.index:3d}  {d.name}  ({d.channels} ch, {d.default_rate_hz} Hz)")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from livesqa.models import find_model
+    from livesqa.spec import read_spec
+
+    path = find_model(args.path)
+    spec = read_spec(path)
+    print(f"model      {path}")
+    for key, value in spec.__dict__.items():
+        print(f"{key:<15}{value}")
+    print(f"{'window_s':<15}{spec.window_s:g}\n{'hop_s':<15}{spec.hop_s:g}")
+    return 0
+
+
+def _cmd_webrtc(args: argparse.Namespace) -> int:
+    if getattr(args, "webrtc_missing", False):
+        raise LivesqaError(WEBRTC_HINT)
+    from livesqa.webrtc.command import run
+
+    return int(run(args))
+
+
+def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
+    from livesqa import commands
+
+    return {
+        "mic": commands.cmd_mic,
+        "devices": _cmd_devices,
+        "file": commands.cmd_file,
+        "replay": commands.cmd_replay,
+        "bench": commands.cmd_bench,
+        "inspect": _cmd_inspect,
+        "webrtc": _cmd_webrtc,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _commands()[args.command](args)
+    except LivesqaError as e:
+        print(f"livesqa: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("livesqa: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Wiring a source to a monitor, its sinks and (optionally) the dashboard.
+
+source -> EdgeConverter (in the source) -> StreamMonitor (windower -> mailbox) ->
+ScoringWorker thread -> aggregator -> sinks. This module only orchestrates: it
+runs a source to its end (file), until a duration / Ctrl-C (live), or until the
+device is lost, and in every case drains the scorer and leaves the sinks with
+complete rows. It never prints; the CLI turns the returned :class:`RunResult`
+into text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from livesqa.aggregate import Aggregator
+from livesqa.config import RuntimeConfig
+from livesqa.errors import AudioInputError, LivesqaError
+from livesqa.monitor import Sink, StreamMonitor
+from livesqa.scoring import ScoringWorker
+from livesqa.sources import Source
+from livesqa.sources.file import FileSource
+from livesqa.types import StreamInfo
+
+
+@dataclass
+class RunResult:
+    """How a stream ended: its aggregator (summary, counts) and the error that stopped it."""
+
+    stream: StreamInfo
+    aggregator: Aggregator
+    error: LivesqaError | None = None
+    interrupted: bool = False
+
+
+def make_monitor(
+    worker: ScoringWorker, stream: StreamInfo, config: RuntimeConfig, live: bool,
+    sinks: list[Sink] = (),  # type: ignore[assignment]
+) -> StreamMonitor:
+    spec = worker.spec
+    hop = config.hop_samples(spec.sample_rate_hz, spec.hop_samples)
+    monitor = StreamMonitor(
+        worker, stream, live=live, hop_samples=hop, gate=config.gate,
+        max_pending=config.max_pending,
+        history_windows=config.history_windows(hop / spec.sample_rate_hz),
+    )
+    for sink in sinks:
+        monitor.add_sink(sink)
+    return monitor
+
+
+async def feed(source: Source, monitor: StreamMonitor) -> None:
+    """Push every chunk of ``source`` into ``monitor`` (live: never waits; offline: backpressure)."""
+    async for chunk in source.chunks():
+        if monitor.live:
+            monitor.push_nowait(chunk)
+        else:
+            await monitor.push(chunk)
+
+
+async def run_source(
+    source: Source,
+    monitor: StreamMonitor,
+    duration_s: float | None = None,
+    stop: asyncio.Event | None = None,
+) -> RunResult:
+    """Run until the source ends, ``duration_s`` (wall clock) passes, ``stop`` is set, or an error.
+
+    Always drains the monitor so every window already captured gets its row.
+    """
+    result = RunResult(monitor.stream, monitor.aggregator)
+    task = asyncio.ensure_future(feed(source, monitor))
+    waiters: set[asyncio.Future[object]] = {task}  # type: ignore[arg-type]
+    stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    if stopper is not None:
+        waiters.add(stopper)  # type: ignore[arg-type]
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=duration_s,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if task not in done:
+            result.interrupted = stopper is not None and stopper in done
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    except LivesqaError as e:
+        result.error = e
+    finally:
+        if stopper is not None:
+            stopper.cancel()
+    try:
+        await monitor.finish()
+    except LivesqaError as e:
+        result.error = result.error or e
+    if monitor.windower.clock - monitor.windower.origin < monitor.windower.window_samples \
+            and result.error is None and not result.interrupted and not monitor.live:
+        result.error = AudioInputError(
+            f"{monitor.stream.source}: audio is shorter than the model's window "
+            f"({monitor.windower.window_samples / monitor.sample_rate_hz:.2f} s)"
+        )
+    if result.error is not None:
+        monitor.aggregator.status = f"stopped: {result.error}"
+    monitor.close()
+    return result
+
+
+def install_stop_on_sigint() -> asyncio.Event:
+    """An event set by Ctrl-C (SIGINT) or SIGTERM, so the run ends cleanly with a summary."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def score_file(
+    path: Path,
+    worker: ScoringWorker,
+    config: RuntimeConfig,
+    sinks: list[Sink],
+    realtime: bool = False,
+    stop: asyncio.Event | None = None,
+    on_monitor: Callable[[StreamMonitor], None] | None = None,
+) -> RunResult:
+    """Score one file (every window), or replay it in real time; errors come back in the result."""
+    stream = StreamInfo(source=str(path), description=f"{'replay' if realtime else 'file'}: {path.name}")
+    monitor = make_monitor(worker, stream, config, live=realtime, sinks=sinks)
+    if on_monitor is not None:
+        on_monitor(monitor)
+    try:
+        source = FileSource(path, worker.spec.sample_rate_hz, min_duration_s=worker.spec.window_s,
+                            block_s=config.block_s if realtime else 0.5, realtime=realtime)
+    except LivesqaError as e:
+        monitor.close()
+        return RunResult(stream, monitor.aggregator, error=e)
+    return await run_source(source, monitor, stop=stop)
