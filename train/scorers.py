@@ -45,7 +45,8 @@ class CheckpointScorer:
         self.model, self.cfg, ckpt = load_model(self.path)
         if ckpt.get("stage") != "quality":
             raise ConfigError(f"{self.path}: is a {ckpt.get('stage')!r} checkpoint, not a quality model")
-        self.device = torch.device(device)
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                   "cpu" if device == "auto" else device)
         self.model.to(self.device).eval()
         self.sample_rate_hz = self.cfg.frontend.sample_rate_hz
         self.name = name or (self.path.parent.name if self.path.stem in {"best", "last"} else self.path.stem)
