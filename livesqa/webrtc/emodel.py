@@ -93,18 +93,20 @@ def mos_from_r(r: float) -> float:
         return 1.0
     if r >= 100.0:
         return MOS_AT_R100
-    return 1.0 + 0.035 * r + r * (r - 60.0) * (100.0 - r) * 7e-6
+    # the polynomial dips just below 1 for R < 6.5; a rating never goes below "bad"
+    return max(1.0, 1.0 + 0.035 * r + r * (r - 60.0) * (100.0 - r) * 7e-6)
 
 
 def burst_ratio(loss_fraction: float, mean_burst_packets: float) -> float:
     """G.107 BurstR from the loss rate and the mean loss-burst length (2-state Markov model).
 
     With ``p = P(loss | received)`` and ``q = P(received | loss)``: ``Ppl = p/(p+q)``, mean burst
-    ``1/q``, and ``BurstR = 1/(p+q) = (1 - Ppl) * mean_burst``; random loss gives 1.
+    ``1/q``, and ``BurstR = 1/(p+q) = (1 - Ppl) * mean_burst``; random loss gives 1. Losses more spread out
+    than random (BurstR < 1) are counted as random: G.107 gives no benefit for them.
     """
     if loss_fraction <= 0.0 or mean_burst_packets <= 0.0:
         return 1.0
-    return max((1.0 - min(loss_fraction, 0.999)) * max(mean_burst_packets, 1.0), 1e-3)
+    return max((1.0 - min(loss_fraction, 0.999)) * mean_burst_packets, 1.0)
 
 
 def estimate_mos(

@@ -109,9 +109,9 @@ class NetStatsTracker:
         d_lost = max(d_lost, 0)  # late packets can make cumulative loss shrink
         expected = d_received + d_lost
         loss_fraction = d_lost / expected if expected else 0.0
-        mean_burst = self._burst_packets / self._bursts if self._bursts else 1.0
+        # no burst seen in the media (yet): assume random loss, BurstR = 1
+        burst = burst_ratio(loss_fraction, self._burst_packets / self._bursts) if self._bursts else 1.0
         self._burst_packets = self._bursts = 0
-        burst = burst_ratio(loss_fraction, mean_burst)
         self.total_lost += d_lost
         self.total_received += d_received
         loss_percent = 100.0 * loss_fraction
