@@ -9,12 +9,14 @@ samples into interval figures, and :func:`read_inbound` pulls the sample from an
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from livesqa.webrtc.emodel import EModelParams, burst_ratio, estimate_mos
 
 OPUS_CLOCK_HZ = 48000  # RTP clock of Opus (RFC 7587), whatever the audio bandwidth
+BURST_MEMORY = 16  # loss notes kept for the mean burst length
 
 
 @dataclass(frozen=True)
@@ -83,15 +85,16 @@ class NetStatsTracker:
     def __init__(self, params: EModelParams = EModelParams()) -> None:
         self._params = params
         self._last: InboundSample | None = None
-        self._burst_packets = 0
-        self._bursts = 0
+        # recent (lost packets, bursts) notes: the media reveals a burst up to a jitter buffer
+        # later than the counters count it, so burstiness is a rolling, not per-interval, figure
+        self._burst_notes: deque[tuple[int, int]] = deque(maxlen=BURST_MEMORY)
         self.total_lost = 0
         self.total_received = 0
 
     def note_bursts(self, lost_packets: int, bursts: int) -> None:
-        """Record loss bursts seen in the media since the last interval (for BurstR)."""
-        self._burst_packets += max(lost_packets, 0)
-        self._bursts += max(bursts, 0)
+        """Record loss bursts seen in the media (for BurstR; the last ``BURST_MEMORY`` notes count)."""
+        if bursts > 0 and lost_packets > 0:
+            self._burst_notes.append((lost_packets, bursts))
 
     def update(self, sample: InboundSample) -> NetInterval | None:
         """Feed the next cumulative sample; returns the interval since the previous one.
@@ -110,8 +113,9 @@ class NetStatsTracker:
         expected = d_received + d_lost
         loss_fraction = d_lost / expected if expected else 0.0
         # no burst seen in the media (yet): assume random loss, BurstR = 1
-        burst = burst_ratio(loss_fraction, self._burst_packets / self._bursts) if self._bursts else 1.0
-        self._burst_packets = self._bursts = 0
+        lost = sum(n for n, _ in self._burst_notes)
+        bursts = sum(b for _, b in self._burst_notes)
+        burst = burst_ratio(loss_fraction, lost / bursts) if bursts else 1.0
         self.total_lost += d_lost
         self.total_received += d_received
         loss_percent = 100.0 * loss_fraction

@@ -1,0 +1,183 @@
+"""In-process calls: aiortc peers sending tones join rooms over HTTP; the monitor scores each.
+
+Every peer sends a tone of its own frequency (switched at a syllable rate so the speech gate
+opens), so "who hears whom" is checked by frequency: everyone hears every other participant
+of their room, nobody hears themselves, and no audio crosses rooms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("aiortc")
+
+from livesqa.scoring import OnnxScorer, ScoringWorker  # noqa: E402
+from livesqa.webrtc.client import RoomClient, SignalTrack, speechlike_tone  # noqa: E402
+from livesqa.webrtc.participant import PipelineConfig  # noqa: E402
+from livesqa.webrtc.room import RoomConfig  # noqa: E402
+from livesqa.webrtc.rows import RoomCsvWriter, RoomJsonlWriter  # noqa: E402
+from livesqa.webrtc.server import ServerConfig  # noqa: E402
+from livesqa.webrtc.service import MonitorService  # noqa: E402
+
+
+@dataclass
+class Harness:
+    service: MonitorService
+    url: str
+    csv_path: Path
+    jsonl_path: Path
+    clients: list[RoomClient]
+
+    async def join(self, room: str, name: str, freq: float, slots: int = 3) -> RoomClient:
+        client = RoomClient(self.url, room, name, SignalTrack(speechlike_tone(freq, 2.0)), slots=slots)
+        await client.join()
+        self.clients.append(client)
+        return client
+
+    def rows(self) -> list[dict[str, str]]:
+        with open(self.csv_path, newline="") as f:
+            return list(csv.DictReader(f))
+
+
+async def wait_until(predicate: Callable[[], bool], timeout_s: float, step_s: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(step_s)
+    return predicate()
+
+
+def close_to(values: list[float], expected: list[float], tol: float = 15.0) -> bool:
+    return len(values) == len(expected) and all(
+        abs(v - e) < tol for v, e in zip(sorted(values), sorted(expected))
+    )
+
+
+@pytest.fixture
+async def harness(tiny_model_path: Path, tmp_path: Path) -> AsyncIterator[Harness]:
+    worker = ScoringWorker(OnnxScorer.load(tiny_model_path))
+    worker.start()
+    csv_writer = RoomCsvWriter(tmp_path / "rows.csv")
+    jsonl_writer = RoomJsonlWriter(tmp_path / "rows.jsonl")
+    config = ServerConfig(
+        port=0,
+        rooms=RoomConfig(max_participants=4, stats_interval_s=0.25, peer_timeout_s=1.5),
+    )
+    service = MonitorService(config, worker, PipelineConfig(hop_samples=8000),
+                             [csv_writer, jsonl_writer])
+    port = await service.start()
+    h = Harness(service, f"http://127.0.0.1:{port}", tmp_path / "rows.csv", tmp_path / "rows.jsonl", [])
+    yield h
+    for client in h.clients:
+        await client.close()
+    await service.stop()
+    worker.stop()
+    csv_writer.close()
+    jsonl_writer.close()
+
+
+async def test_everyone_hears_the_others_and_is_scored(harness: Harness) -> None:
+    freqs = {"ann": 400.0, "bob": 700.0, "cy": 1000.0}
+    a = [await harness.join("alpha", name, f) for name, f in freqs.items()]
+    lonely = await harness.join("beta", "dee", 1300.0)
+
+    def all_hear() -> bool:
+        return all(close_to(c.heard_frequencies(), [f for n, f in freqs.items() if n != c.name]) for c in a)
+
+    assert await wait_until(all_hear, 15.0), [c.heard_frequencies() for c in a]
+    assert lonely.heard_frequencies() == []  # alone in beta: no audio from alpha leaks in
+    assert all(h.frames == 0 for h in lonely.heard.values())
+
+    def scored() -> set[str]:
+        return {r["participant"] for r in harness.rows() if r["mos"]}
+
+    assert await wait_until(lambda: scored() >= {"ann", "bob", "cy", "dee"}, 15.0), scored()
+    rows = harness.rows()
+    assert {r["room"] for r in rows if r["participant"] in freqs} == {"alpha"}
+    assert {r["room"] for r in rows if r["participant"] == "dee"} == {"beta"}
+    assert all(r["source"].startswith(f"webrtc:{r['room']}/") for r in rows)
+    assert all(r["gap"] == "0" for r in rows)  # loopback loses nothing
+    with_net = [r for r in rows if r["loss_pct"]]
+    assert with_net and all(float(r["loss_pct"]) == 0.0 for r in with_net)
+    assert all(4.0 < float(r["emodel_mos"]) <= 4.5 for r in with_net)
+    body, _ = harness.service.metrics.render()
+    text = body.decode()
+    assert 'livesqa_room_participants{room="alpha"} 3.0' in text
+    assert text.count('livesqa_score{dimension="mos"') == 4
+
+
+async def test_leave_and_rejoin(harness: Harness) -> None:
+    ann = await harness.join("alpha", "ann", 400.0)
+    bob = await harness.join("alpha", "bob", 700.0)
+    assert await wait_until(lambda: close_to(ann.heard_frequencies(), [700.0]), 10.0)
+    await bob.leave()
+    harness.clients.remove(bob)
+    assert await wait_until(lambda: len(harness.service.live) == 1, 5.0)
+    leave = [e for e in harness.service.events if e.kind == "leave"]
+    assert [(e.participant.name, e.reason) for e in leave] == [("bob", "bye")]
+    assert "bob" not in harness.service.metrics.render()[0].decode()
+    bob2 = await harness.join("alpha", "bob", 900.0)
+
+    def ann_hears_new_bob() -> bool:
+        recent = [h for h in ann.heard.values() if h.frames]
+        from livesqa.webrtc.client import dominant_frequency
+
+        return any(abs(dominant_frequency(h.recent(), 48000) - 900.0) < 15 for h in recent)
+
+    assert await wait_until(ann_hears_new_bob, 10.0)
+    assert await wait_until(lambda: close_to(bob2.heard_frequencies(), [400.0]), 10.0)
+    kinds = [line for line in harness.jsonl_path.read_text().splitlines() if '"kind": "leave"' in line]
+    assert len(kinds) == 1 and '"reason": "bye"' in kinds[0]
+
+
+async def test_vanished_peer_is_removed_after_the_timeout(harness: Harness) -> None:
+    ann = await harness.join("alpha", "ann", 400.0)
+    ghost = await harness.join("alpha", "ghost", 700.0)
+    assert await wait_until(lambda: close_to(ann.heard_frequencies(), [700.0]), 10.0)
+    await ghost.vanish()
+    assert await wait_until(lambda: len(harness.service.live) == 1, 8.0)
+    event = [e for e in harness.service.events if e.kind == "leave"][0]
+    assert event.participant.name == "ghost" and event.reason in ("timeout", "failed", "closed")
+    room = harness.service.registry.rooms["alpha"]
+    ann_server = next(iter(room.participants.values()))
+    assert ann_server.slot_of == {}  # ghost's slot was freed
+    gone = harness.service.left[0].pipeline
+    assert gone.closed_reason == event.reason and gone.monitor.aggregator.status.startswith("left")
+    newcomer = await harness.join("alpha", "eve", 1000.0)  # the server still serves
+    assert await wait_until(lambda: close_to(newcomer.heard_frequencies(), [400.0]), 10.0)
+
+
+async def test_packet_loss_is_flagged_counted_and_priced(harness: Harness) -> None:
+    ann = await harness.join("alpha", "ann", 400.0)
+    room = harness.service.registry.rooms["alpha"]
+    part = room.participants[ann.id]
+    receiver = part.pc.getTransceivers()[0].receiver
+    original = receiver._handle_rtp_packet
+    seen = {"n": 0}
+
+    async def lossy(packet: Any, arrival_time_ms: int) -> None:
+        seen["n"] += 1
+        if seen["n"] % 25 < 4:  # bursts of 4 packets (80 ms) every 0.5 s: 16 % loss
+            return
+        await original(packet, arrival_time_ms=arrival_time_ms)
+
+    receiver._handle_rtp_packet = lossy
+    pipeline = harness.service.live[ann.id]
+    assert await wait_until(lambda: pipeline.ingest.stats.gaps >= 4 and pipeline.net is not None
+                            and pipeline.net.loss_percent > 5.0, 10.0)
+    net = pipeline.net
+    assert net is not None and net.burst_ratio > 1.5 and net.emodel_mos < 3.5
+    assert await wait_until(lambda: any(r["gap"] == "1" for r in harness.rows()), 5.0)
+    lossy_rows = [r for r in harness.rows() if r["loss_pct"] and float(r["loss_pct"]) > 5.0]
+    assert lossy_rows and all(r["participant"] == "ann" for r in lossy_rows)
+    snap = pipeline.snapshot()
+    assert snap.gaps >= 1
