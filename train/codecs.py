@@ -133,3 +133,9 @@ def codec_roundtrip(audio: FloatArray, sample_rate_hz: int, codec: Codec, bitrat
                        "pipe:1"])
     decoded = pcm16_to_float32(np.frombuffer(raw, dtype=np.int16))
     return align_to(np.asarray(audio, np.float32), decoded, sample_rate_hz)
+
+
+def ffmpeg_decode(path: str | Path, sample_rate_hz: int) -> FloatArray:
+    """Decode any file ffmpeg reads to mono float32 at a rate (for files libsndfile rejects)."""
+    raw = _ffmpeg(["-i", str(path), "-f", "s16le", "-ac", "1", "-ar", str(sample_rate_hz), "pipe:1"])
+    return pcm16_to_float32(np.frombuffer(raw, dtype=np.int16))

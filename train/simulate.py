@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from livesqa.audio import read_audio
+from livesqa.errors import AudioInputError
 from train import degrade as dg
 from train.asr_data import load_stage_config, resolve_data_root
-from train.codecs import codec_roundtrip, usable_codecs
+from train.codecs import codec_roundtrip, ffmpeg_decode, usable_codecs
 from train.sim_catalogue import Catalogue, Utterance, build_catalogue, split_of
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,14 @@ def clip_seed(global_seed: int, index: int) -> int:
 
 @functools.lru_cache(maxsize=48)
 def _load(path: str, sample_rate_hz: int) -> np.ndarray:
-    return read_audio(path, sample_rate_hz)
+    try:
+        return read_audio(path, sample_rate_hz)
+    except AudioInputError:
+        # a few Ogg/Opus files (shared noise/blanket) trip libsndfile; ffmpeg decodes them
+        audio = ffmpeg_decode(path, sample_rate_hz)
+        if len(audio) == 0:
+            raise
+        return audio
 
 
 def _assemble(cat: Catalogue, split: str, cfg: SimulateConfig,

@@ -1,0 +1,100 @@
+"""Teacher wrappers against the real shared weights (skipped where those are absent)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("nisqa")
+pytest.importorskip("librosa")
+
+from train import degrade as dg  # noqa: E402
+from train.asr_data import DEFAULT_DATA_ROOT  # noqa: E402
+from train.teachers import DnsmosTeacher, LabelConfig, NisqaTeacher, label  # noqa: E402
+
+SR = 16000
+DATA = Path(__import__("os").environ.get("LIVESQA_DATA_ROOT", str(DEFAULT_DATA_ROOT)))
+WEIGHTS = DATA / "weights" / "nisqa" / "nisqa.tar"
+SPEECH = sorted((DATA / "speech" / "speechocean762" / "train" / "audio").glob("*.opus"))[:3]
+needs_data = pytest.mark.skipif(not WEIGHTS.is_file() or len(SPEECH) < 3, reason="shared NISQA weights/speech absent")
+
+
+@pytest.fixture(scope="module")
+def nisqa() -> NisqaTeacher:
+    return NisqaTeacher(WEIGHTS)
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    from livesqa.audio import read_audio
+
+    return dg.set_level(np.concatenate([read_audio(p, SR) for p in SPEECH]), SR, -26.0)
+
+
+@needs_data
+def test_melspec_matches_nisqa_reference_pipeline(nisqa: NisqaTeacher, tmp_path: Path) -> None:
+    import soundfile as sf
+    from nisqa.NISQA_lib import get_librosa_melspec
+
+    wav = (0.1 * np.random.default_rng(0).standard_normal(nisqa.sample_rate_hz)).astype(np.float32)
+    sf.write(tmp_path / "x.wav", wav, nisqa.sample_rate_hz, subtype="FLOAT")
+    a = nisqa.args
+    ref = get_librosa_melspec(str(tmp_path / "x.wav"), sr=a["ms_sr"], n_fft=a["ms_n_fft"],
+                              hop_length=a["ms_hop_length"], win_length=a["ms_win_length"],
+                              n_mels=a["ms_n_mels"], fmax=a["ms_fmax"])
+    assert np.allclose(nisqa.melspec(wav), ref, atol=1e-3)
+
+
+@needs_data
+def test_nisqa_ranks_degradations_in_the_right_dimension(nisqa: NisqaTeacher, speech: np.ndarray) -> None:
+    noise = np.random.default_rng(1).standard_normal(SR * 2).astype(np.float32)
+    clean = nisqa.score(speech, SR)
+    noisy = nisqa.score(dg.add_noise(speech, noise, 0.0, SR, np.random.default_rng(2)), SR)
+    lossy = nisqa.score(dg.packet_loss(speech, SR, 0.25, np.random.default_rng(3))[0], SR)
+    narrow = nisqa.score(dg.narrowband(speech, SR), SR)
+    assert list(clean) == ["mos", "noi", "col", "dis", "loud"]
+    assert clean["mos"] > noisy["mos"] + 1.0 and clean["noi"] > noisy["noi"] + 1.0
+    # the reorder is right only if loss hits DIS (NISQA's index 2) and band limits hit COL (index 3)
+    assert clean["dis"] > lossy["dis"] + 1.0 and lossy["dis"] < lossy["col"]
+    assert clean["col"] > narrow["col"] + 1.0 and narrow["col"] < narrow["dis"]
+
+
+@needs_data
+def test_dnsmos_bak_drops_with_noise(speech: np.ndarray) -> None:
+    pytest.importorskip("speechmos")
+    teacher = DnsmosTeacher()
+    noise = np.random.default_rng(1).standard_normal(SR * 2).astype(np.float32)
+    clean = teacher.score(speech, SR)
+    noisy = teacher.score(dg.add_noise(speech, noise, 0.0, SR, np.random.default_rng(2)), SR)
+    assert set(clean) == {"sig", "bak", "ovrl", "p808"}
+    assert clean["bak"] > noisy["bak"] + 1.0
+
+
+@needs_data
+def test_label_fills_manifest_and_resumes(speech: np.ndarray, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from train.simulate import MANIFEST_COLUMNS
+
+    (tmp_path / "clips").mkdir()
+    rows = []
+    for i, split in enumerate(["train", "test"]):
+        sf.write(tmp_path / "clips" / f"c{i}.flac", speech, SR, subtype="PCM_16")
+        rows.append({c: "" for c in MANIFEST_COLUMNS} | {"filepath_deg": f"clips/c{i}.flac", "split": split})
+    manifest = tmp_path / "manifest.csv"
+    with manifest.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    cfg = LabelConfig(manifest=str(manifest), nisqa_weights=str(WEIGHTS))
+    assert label(cfg, progress=False) == 2
+    with manifest.open() as f:
+        done = list(csv.DictReader(f))
+    assert all(1.0 <= float(r[k]) <= 5.0 for r in done for k in ("mos", "noi", "col", "dis", "loud"))
+    assert done[0]["dnsmos_ovrl"] == "" and float(done[1]["dnsmos_ovrl"]) > 1.0  # DNSMOS on test only
+    assert done[0]["teacher"].startswith("nisqa")
+    assert label(cfg, progress=False) == 0  # resumes: nothing left

@@ -1,0 +1,225 @@
+"""Teacher models that label the simulated corpus (`python -m train label`).
+
+Why teachers: we have no human ratings for simulated clips, so NISQA v2 (five
+dimensions) gives the training targets and DNSMOS (P.835 SIG/BAK/OVRL) gives a second
+opinion to compare against. NISQA's own code (PyPI ``nisqa``) builds the network from
+the arguments stored in its checkpoint; we reuse its model class and segmenting, feed it
+arrays instead of files, and reorder its outputs (mos, noi, dis, col, loud) to ours
+(:data:`livesqa.spec.DIMENSIONS`: mos, noi, col, dis, loud).
+
+The ``label`` stage fills ``mos..loud`` (NISQA, clipped to 1–5) and ``dnsmos_*`` (by
+default only on val/test, where evaluation compares against it) of a manifest in place:
+rows already labelled are skipped, and the file is rewritten atomically every few
+hundred clips, so it can be stopped and resumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import inspect
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from livesqa.audio import read_audio, resample
+from livesqa.errors import ConfigError, ModelSpecError
+from livesqa.spec import DIMENSIONS
+from train.asr_data import load_stage_config, resolve_data_root
+
+log = logging.getLogger(__name__)
+
+NISQA_OUTPUT_ORDER = ("mos", "noi", "dis", "col", "loud")  # the order NISQA_DIM emits
+# NISQA's checkpoints leave ms_sr unset (librosa then keeps the file's rate), but it was
+# trained on 48 kHz files and its 20 ms window is defined in seconds, so the mel level
+# depends on the rate: feed 48 kHz, as its reference pipeline's default does.
+NISQA_DEFAULT_RATE_HZ = 48000
+DNSMOS_RATE_HZ = 16000
+DNSMOS_KEYS = ("sig", "bak", "ovrl", "p808")
+
+
+class NisqaTeacher:
+    """NISQA v2 (NISQA_DIM) on CPU, one thread; ``score`` returns our dimension order."""
+
+    def __init__(self, weights_path: str | Path, device: str = "cpu") -> None:
+        import torch
+
+        try:
+            from nisqa import NISQA_lib
+        except ImportError as e:
+            raise ConfigError("the NISQA teacher needs `pip install --no-deps nisqa` and librosa") from e
+        path = Path(weights_path)
+        if not path.is_file():
+            raise ModelSpecError(f"NISQA weights not found: {path}")
+        torch.set_num_threads(1)
+        try:
+            checkpoint = torch.load(str(path), map_location=device, weights_only=False)
+        except Exception as e:  # torch raises several unrelated types for bad files
+            raise ModelSpecError(f"{path}: not a NISQA checkpoint ({e})") from e
+        self.args: dict[str, Any] = dict(checkpoint["args"])
+        if self.args.get("model") != "NISQA_DIM":
+            raise ModelSpecError(f"{path}: model {self.args.get('model')!r} is not NISQA_DIM (five dimensions)")
+        wanted = inspect.signature(NISQA_lib.NISQA_DIM.__init__).parameters
+        self.model = NISQA_lib.NISQA_DIM(**{k: v for k, v in self.args.items() if k in wanted})
+        self.model.load_state_dict(checkpoint["model_state_dict"], strict=True)
+        self.model.eval().to(device)
+        self.device = device
+        self.sample_rate_hz = int(self.args.get("ms_sr") or NISQA_DEFAULT_RATE_HZ)
+        self.name = f"nisqa-dim({path.name})"
+        self._lib = NISQA_lib
+
+    def melspec(self, wav: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """NISQA's mel spectrogram [n_mels, frames] (dB) of audio already at ``sample_rate_hz``."""
+        import librosa
+
+        a, sr = self.args, self.sample_rate_hz
+        mel = librosa.feature.melspectrogram(
+            y=wav, sr=sr, n_fft=a["ms_n_fft"], hop_length=int(sr * a["ms_hop_length"]),
+            win_length=int(sr * a["ms_win_length"]), window="hann", center=True, pad_mode="reflect",
+            power=1.0, n_mels=a["ms_n_mels"], fmin=0.0, fmax=a["ms_fmax"], htk=False, norm="slaney")
+        return np.asarray(librosa.amplitude_to_db(mel, ref=1.0, amin=1e-4, top_db=80.0), np.float32)
+
+    def score(self, wav: npt.NDArray[np.float32], sample_rate_hz: int) -> dict[str, float]:
+        """Scores of one mono clip: keys mos, noi, col, dis, loud (1–5 scale, unclipped)."""
+        import torch
+
+        audio = resample(np.asarray(wav, np.float32), sample_rate_hz, self.sample_rate_hz)
+        spec = self.melspec(audio)
+        segments, n_wins = self._lib.segment_specs(
+            "<array>", spec, self.args["ms_seg_length"], self.args["ms_seg_hop_length"],
+            self.args["ms_max_segments"])
+        with torch.inference_mode():
+            out = self.model(segments[None].to(self.device), torch.as_tensor([int(n_wins)]))
+        values = dict(zip(NISQA_OUTPUT_ORDER, out[0].cpu().numpy().tolist(), strict=True))
+        return {k: float(values[k]) for k in DIMENSIONS}
+
+
+class DnsmosTeacher:
+    """DNSMOS P.835 (+ P.808) through PyPI ``speechmos``'s ONNX files, one thread each."""
+
+    def __init__(self, personalized: bool = False) -> None:
+        import onnxruntime as ort
+
+        try:
+            from speechmos import dnsmos
+        except ImportError as e:
+            raise ConfigError("the DNSMOS teacher needs `pip install --no-deps speechmos` and librosa") from e
+        base = Path(dnsmos.__file__).parent
+        primary = base / ("pdnsmos_models" if personalized else "dnsmos_models") / "sig_bak_ovr.onnx"
+        p808 = base / "dnsmos_models" / "model_v8.onnx"
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        self._model = dnsmos.DNSMOS.__new__(dnsmos.DNSMOS)  # its __init__ makes all-core sessions
+        self._model.primary_model_path = str(primary)
+        self._model.onnx_sess = ort.InferenceSession(str(primary), opts, providers=["CPUExecutionProvider"])
+        self._model.p808_onnx_sess = ort.InferenceSession(str(p808), opts, providers=["CPUExecutionProvider"])
+        self.personalized = personalized
+        self.name = "dnsmos-p835" + ("-personalized" if personalized else "")
+
+    def score(self, wav: npt.NDArray[np.float32], sample_rate_hz: int) -> dict[str, float]:
+        """Keys sig, bak, ovrl, p808 (1–5). Clips under 9 s are looped by DNSMOS itself."""
+        audio = np.clip(resample(np.asarray(wav, np.float32), sample_rate_hz, DNSMOS_RATE_HZ), -1, 1)
+        out = self._model(audio, DNSMOS_RATE_HZ, self.personalized)
+        return {"sig": float(out["sig_mos"]), "bak": float(out["bak_mos"]),
+                "ovrl": float(out["ovrl_mos"]), "p808": float(out["p808_mos"])}
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """The ``[label]`` section."""
+
+    manifest: str = "cache/sim/manifest.csv"
+    nisqa_weights: str = ""  # empty: <data root>/weights/nisqa/nisqa.tar
+    data_root: str = ""
+    dnsmos: bool = True
+    # DNSMOS is a comparison, not a target: by default only where evaluate reads it ("all" = every split)
+    dnsmos_splits: str = "val,test"
+    flush_every: int = 200  # clips between atomic rewrites of the manifest
+
+
+def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _write_merged(path: Path, labels: dict[str, dict[str, str]]) -> None:
+    """Re-read the manifest (rows may have been appended meanwhile), merge labels, replace it."""
+    fields, rows = _read(path)
+    for row in rows:
+        row.update(labels.get(row["filepath_deg"], {}))
+    tmp = path.with_suffix(".csv.labeltmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _wants_dnsmos(row: dict[str, str], cfg: LabelConfig) -> bool:
+    splits = {s.strip() for s in cfg.dnsmos_splits.split(",")}
+    return cfg.dnsmos and ("all" in splits or row.get("split", "") in splits)
+
+
+def _needs(row: dict[str, str], cfg: LabelConfig) -> bool:
+    return not row.get("mos") or (_wants_dnsmos(row, cfg) and not row.get("dnsmos_ovrl"))
+
+
+def label(cfg: LabelConfig, progress: bool = True) -> int:
+    """Fill teacher scores into ``cfg.manifest``; returns the number of clips labelled now."""
+    from tqdm import tqdm
+
+    path = Path(cfg.manifest)
+    if not path.is_file():
+        raise ConfigError(f"manifest not found: {path} (run `python -m train simulate` first)")
+    fields, rows = _read(path)
+    missing = [c for c in ("filepath_deg", *DIMENSIONS, "teacher") if c not in fields]
+    if missing:
+        raise ConfigError(f"{path}: manifest lacks columns {missing}")
+    todo = [r for r in rows if _needs(r, cfg)]
+    weights = cfg.nisqa_weights or str(resolve_data_root(cfg.data_root or None) / "weights/nisqa/nisqa.tar")
+    nisqa = NisqaTeacher(weights)
+    dns = DnsmosTeacher() if cfg.dnsmos else None
+    provenance = nisqa.name + (f"+{dns.name}" if dns else "")
+    labels: dict[str, dict[str, str]] = {}
+    for i, row in enumerate(tqdm(todo, desc="label", unit="clip", disable=not progress), 1):
+        wav = read_audio(path.parent / row["filepath_deg"], nisqa.sample_rate_hz)
+        # NISQA can overshoot 1..5 a little; targets live on the students' sigmoid range
+        new = {k: f"{np.clip(v, 1.0, 5.0):.4f}" for k, v in nisqa.score(wav, nisqa.sample_rate_hz).items()}
+        if dns is not None and _wants_dnsmos(row, cfg):
+            d = dns.score(wav, nisqa.sample_rate_hz)
+            new.update({f"dnsmos_{k}": f"{d[k]:.4f}" for k in ("sig", "bak", "ovrl") if f"dnsmos_{k}" in fields})
+        new["teacher"] = provenance
+        labels[row["filepath_deg"]] = new
+        if i % cfg.flush_every == 0:
+            _write_merged(path, labels)
+    if labels:
+        _write_merged(path, labels)
+    return len(labels)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train label", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="training TOML; reads its [label] section")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--manifest", help="corpus manifest to fill (default cache/sim/manifest.csv)")
+    parser.add_argument("--nisqa-weights")
+    parser.add_argument("--data-root")
+    parser.add_argument("--no-dnsmos", action="store_true")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = load_stage_config(args.config, args.overrides, "label", LabelConfig)
+    cfg = dataclasses.replace(
+        cfg, manifest=args.manifest or cfg.manifest, nisqa_weights=args.nisqa_weights or cfg.nisqa_weights,
+        data_root=args.data_root or cfg.data_root, dnsmos=cfg.dnsmos and not args.no_dnsmos)
+    n = label(cfg)
+    print(f"labelled {n} clips in {cfg.manifest}")
+    return 0
