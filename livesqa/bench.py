@@ -172,6 +172,7 @@ async def _pipeline_run(scorer: TimedScorer, config: RuntimeConfig, seconds: flo
         "audio_s": seconds, "wall_s": wall, "cpu_s": cpu, "model_s": model_s,
         "windows": result.aggregator.windows, "skipped": result.aggregator.skipped,
         "overhead_ratio": (cpu - model_s) / model_s if model_s > 0 else None,
+        "overhead_ms_per_window": (cpu - model_s) * 1000.0 / max(1, result.aggregator.windows),
         "rtfx_pipeline": seconds / wall if wall > 0 else None,
         "latency_p50_ms": float(np.percentile(lat, 50)),
         "latency_p95_ms": float(np.percentile(lat, 95)),
@@ -211,13 +212,16 @@ def format_report(report: dict[str, Any]) -> str:
         )
     f, live = report["fast"], report["live"]
     ratio = "n/a" if f["overhead_ratio"] is None else f"{f['overhead_ratio'] * 100:.1f}%"
-    rss = ", ".join(f"{mm:g} min: {r:.0f} MB" for mm, r in f["rss_mb"])
+    step = max(1, len(f["rss_mb"]) // 6)
+    samples = f["rss_mb"][::step] + ([f["rss_mb"][-1]] if (len(f["rss_mb"]) - 1) % step else [])
+    rss = ", ".join(f"{mm:g} min: {r:.0f} MB" for mm, r in samples)
     return (
         f"{head}\nfast replay: {f['audio_s'] / 60:g} min audio in {f['wall_s']:.1f} s "
         f"(RTFX {f['rtfx_pipeline']:.0f}), {f['windows']} windows, "
         f"hop {report['hop_s']:g} s, {report['chunk_s'] * 1000:g} ms chunks\n"
         f"model compute {f['model_s']:.2f} s, process CPU {f['cpu_s']:.2f} s, "
-        f"pipeline overhead {ratio} of model compute\n"
+        f"pipeline overhead {ratio} of model compute "
+        f"({f['overhead_ms_per_window']:.2f} ms CPU per window)\n"
         f"RSS: {rss}\n"
         f"live ({live['audio_s']:g} s real time): arrival->score p50 "
         f"{live['latency_p50_ms']:.1f} ms, p95 {live['latency_p95_ms']:.1f} ms, "

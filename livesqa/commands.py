@@ -177,11 +177,11 @@ async def _score_files(paths: list[Path], scorer: OnnxScorer, config: RuntimeCon
             if stop.is_set():
                 break
 
-            def hook(monitor: StreamMonitor, base: float = done_s) -> None:
+            def hook(monitor: StreamMonitor, base: float = done_s, name: str = path.name) -> None:
                 if progress is not None and task is not None:
                     monitor.add_listener(
                         lambda r: progress.update(task, completed=base + r.end_s,
-                                                  description=path.name))
+                                                  description=name))
 
             if realtime:
                 hook_monitors: list[StreamMonitor] = []

@@ -8,10 +8,11 @@ never an hour into a call. Overrides are ``section.key=value`` strings
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from livesqa.errors import ConfigError
 from livesqa.gating import GateConfig

@@ -70,7 +70,7 @@ class OnnxScorer:
         self._order = [spec.output_names.index(d) for d in DIMENSIONS]
 
     @classmethod
-    def load(cls, path: str | Path) -> "OnnxScorer":
+    def load(cls, path: str | Path) -> OnnxScorer:
         """Load a model; refuse (``ModelSpecError``) one without a valid spec or the 5 dimensions."""
         import onnxruntime as ort
 
@@ -139,7 +139,7 @@ class ScoringWorker:
             self._thread.join(timeout=10.0)
             self._thread = None
 
-    async def __aenter__(self) -> "ScoringWorker":
+    async def __aenter__(self) -> ScoringWorker:
         self.start()
         return self
 

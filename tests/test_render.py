@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from rich.console import Console
+from test_sinks import make_result
 
 from livesqa.aggregate import Aggregator
 from livesqa.sinks.render import band, render, render_summary, sparkline
 from livesqa.types import StreamInfo
-from test_sinks import make_result
 
 
 def _text(renderable, width: int = 120) -> str:

@@ -16,7 +16,7 @@ from livesqa.sinks.schema import COLUMNS, result_row
 from livesqa.types import WindowScores
 
 
-def _format(value: str | float | int | None) -> str:
+def _format(value: str | float | None) -> str:
     return "" if value is None else str(value)
 
 

@@ -42,7 +42,7 @@ class Dashboard:
     def renderable(self) -> RenderableType:
         return Group(*(render(s, self._history_width) for s in self._get()))
 
-    def __enter__(self) -> "Dashboard":
+    def __enter__(self) -> Dashboard:
         self._live.start(refresh=True)
         return self
 
