@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import fractions
+from itertools import pairwise
 
 import numpy as np
 import pytest
 
 av = pytest.importorskip("av")
 
-from livesqa.webrtc.client import dominant_frequency  # noqa: E402
-from livesqa.webrtc.ingest import FrameIngest, frame_to_mono  # noqa: E402
-from livesqa.windowing import Windower  # noqa: E402
+from livesqa.webrtc.client import dominant_frequency
+from livesqa.webrtc.ingest import FrameIngest, frame_to_mono
+from livesqa.windowing import Windower
 
 RATE = 48000
 FRAME = 960
 
 
 def tone_frame(index: int, freq: float = 440.0, n: int = FRAME, rate: int = RATE,
-               fmt: str = "s16", right_gain: float = 1.0) -> "av.AudioFrame":
+               fmt: str = "s16", right_gain: float = 1.0) -> av.AudioFrame:
     pts = index * n
     t = np.arange(pts, pts + n) / rate
     left = 0.5 * np.sin(2 * np.pi * freq * t)
@@ -51,7 +52,7 @@ def test_frame_to_mono_downmixes_both_layouts() -> None:
 
 def test_continuous_frames_give_contiguous_chunks_at_16k() -> None:
     chunks = run(FrameIngest(16000), list(range(50)))
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in pairwise(chunks):
         assert b.start_sample == a.end_sample
     assert chunks[-1].end_sample == 50 * FRAME // 3  # exactly one second at 16 kHz
     audio = np.concatenate([c.samples for c in chunks])
@@ -61,7 +62,7 @@ def test_continuous_frames_give_contiguous_chunks_at_16k() -> None:
 def test_lost_frames_become_a_jump_on_the_clock_never_a_splice() -> None:
     ingest = FrameIngest(16000)
     chunks = run(ingest, [i for i in range(50) if i not in (10, 11, 12)])
-    jumps = [(a.end_sample, b.start_sample) for a, b in zip(chunks, chunks[1:]) if b.start_sample != a.end_sample]
+    jumps = [(a.end_sample, b.start_sample) for a, b in pairwise(chunks) if b.start_sample != a.end_sample]
     assert jumps == [(10 * 320, 13 * 320)]  # 3 frames of 20 ms = 960 samples at 16 kHz
     assert chunks[-1].end_sample == 50 * 320  # the clock still matches the timestamps
     stats = ingest.stats
@@ -87,7 +88,7 @@ def test_duplicate_and_reordered_frames_are_dropped() -> None:
     chunks = run(ingest, [0, 1, 2, 2, 1, 3, 4])
     assert ingest.stats.late_frames == 2
     assert chunks[-1].end_sample == 5 * 320
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in pairwise(chunks):
         assert b.start_sample == a.end_sample
 
 

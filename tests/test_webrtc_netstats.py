@@ -45,7 +45,11 @@ def test_counter_reset_restarts_the_baseline() -> None:
 
 
 def test_read_inbound_converts_aiortc_units() -> None:
-    from aiortc.stats import RTCInboundRtpStreamStats, RTCRemoteInboundRtpStreamStats, RTCStatsReport
+    from aiortc.stats import (
+        RTCInboundRtpStreamStats,
+        RTCRemoteInboundRtpStreamStats,
+        RTCStatsReport,
+    )
 
     now = datetime.datetime.now(datetime.timezone.utc)
     report = RTCStatsReport()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 av = pytest.importorskip("av")
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from livesqa.webrtc.relay import SlotTrack  # noqa: E402
+from livesqa.webrtc.relay import SlotTrack
 
 
 class ScriptedTrack(MediaStreamTrack):
@@ -24,7 +24,7 @@ class ScriptedTrack(MediaStreamTrack):
         self._pts = list(pts)
         self.marker = marker
 
-    async def recv(self) -> "av.AudioFrame":
+    async def recv(self) -> av.AudioFrame:
         if not self._pts:
             raise MediaStreamError
         await asyncio.sleep(0)

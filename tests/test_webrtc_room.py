@@ -19,13 +19,13 @@ import pytest
 
 pytest.importorskip("aiortc")
 
-from livesqa.scoring import OnnxScorer, ScoringWorker  # noqa: E402
-from livesqa.webrtc.client import RoomClient, SignalTrack, speechlike_tone  # noqa: E402
-from livesqa.webrtc.participant import PipelineConfig  # noqa: E402
-from livesqa.webrtc.room import RoomConfig  # noqa: E402
-from livesqa.webrtc.rows import RoomCsvWriter, RoomJsonlWriter  # noqa: E402
-from livesqa.webrtc.server import ServerConfig  # noqa: E402
-from livesqa.webrtc.service import MonitorService  # noqa: E402
+from livesqa.scoring import OnnxScorer, ScoringWorker
+from livesqa.webrtc.client import RoomClient, SignalTrack, speechlike_tone
+from livesqa.webrtc.participant import PipelineConfig
+from livesqa.webrtc.room import RoomConfig
+from livesqa.webrtc.rows import RoomCsvWriter, RoomJsonlWriter
+from livesqa.webrtc.server import ServerConfig
+from livesqa.webrtc.service import MonitorService
 
 
 @dataclass
@@ -145,7 +145,7 @@ async def test_vanished_peer_is_removed_after_the_timeout(harness: Harness) -> N
     assert await wait_until(lambda: close_to(ann.heard_frequencies(), [700.0]), 10.0)
     await ghost.vanish()
     assert await wait_until(lambda: len(harness.service.live) == 1, 8.0)
-    event = [e for e in harness.service.events if e.kind == "leave"][0]
+    event = next(e for e in harness.service.events if e.kind == "leave")
     assert event.participant.name == "ghost" and event.reason in ("timeout", "failed", "closed")
     room = harness.service.registry.rooms["alpha"]
     ann_server = next(iter(room.participants.values()))

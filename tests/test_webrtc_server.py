@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 pytest.importorskip("aiortc")
-from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
+from aiohttp.test_utils import TestClient, TestServer
 
-from livesqa.webrtc.metrics import RoomMetrics  # noqa: E402
-from livesqa.webrtc.room import RoomConfig  # noqa: E402
-from livesqa.webrtc.server import RoomRegistry, ServerConfig, create_app  # noqa: E402
+from livesqa.webrtc.metrics import RoomMetrics
+from livesqa.webrtc.room import RoomConfig
+from livesqa.webrtc.server import RoomRegistry, ServerConfig, create_app
 
 
 async def make_offer(send: bool = True, slots: int = 1, video: bool = False) -> str:

@@ -128,7 +128,7 @@ class RoomClient:
 
         @pc.on("track")
         def on_track(track: Any) -> None:
-            mid = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), "?")
+            mid = str(next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), "?"))
             self.heard[mid] = Heard()
             self._tasks.append(asyncio.ensure_future(self._record(track, self.heard[mid])))
 
@@ -136,12 +136,12 @@ class RoomClient:
         body = {"type": "offer", "sdp": pc.localDescription.sdp, "name": self.name}
         if self.token is not None:
             body["token"] = self.token
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"{self.base_url}/api/room/{self.room}/join", json=body) as r:
-                answer = await r.json()
-                if r.status != 200:
-                    await pc.close()
-                    raise WebRTCError(f"join refused ({r.status}): {answer.get('error')}")
+        url = f"{self.base_url}/api/room/{self.room}/join"
+        async with aiohttp.ClientSession() as http, http.post(url, json=body) as r:
+            answer = await r.json()
+            if r.status != 200:
+                await pc.close()
+                raise WebRTCError(f"join refused ({r.status}): {answer.get('error')}")
         self.id, self.secret = answer["id"], answer["secret"]
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
         return dict(answer)
@@ -172,10 +172,10 @@ class RoomClient:
         """Say goodbye, then close the connection."""
         import aiohttp
 
-        async with aiohttp.ClientSession() as http:
-            body = {"id": self.id, "secret": self.secret}
-            async with http.post(f"{self.base_url}/api/room/{self.room}/leave", json=body) as r:
-                await r.read()
+        url = f"{self.base_url}/api/room/{self.room}/leave"
+        body = {"id": self.id, "secret": self.secret}
+        async with aiohttp.ClientSession() as http, http.post(url, json=body) as r:
+            await r.read()
         await self.close()
 
     async def vanish(self) -> None:

@@ -109,11 +109,11 @@ class FrameIngest:
     def _in_position(self, frame: AudioFrameLike, rate: int) -> int | None:
         if frame.pts is None or frame.time_base is None:
             return None
-        return int(round(Fraction(frame.pts) * frame.time_base * rate))
+        return round(Fraction(frame.pts) * frame.time_base * rate)
 
     def _to_out(self, in_samples: int) -> int:
         assert self._in_rate is not None
-        return int(round(in_samples * self.model_rate_hz / self._in_rate))
+        return round(in_samples * self.model_rate_hz / self._in_rate)
 
     def _start_segment(self, rate: int, in_pos: int) -> None:
         self._in_rate = rate
@@ -159,7 +159,7 @@ class FrameIngest:
             out += self._flush(now)
             self._gaps += 1
             self._gap_in_s += jump / rate
-            lost = max(1, int(round(jump / max(n_in, 1))))
+            lost = max(1, round(jump / max(n_in, 1)))
             self._lost_frames += lost
             self._burst_lost += lost
             self._bursts += 1

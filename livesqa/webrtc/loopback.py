@@ -42,7 +42,7 @@ def enable_loopback_candidates() -> None:
         return addresses
 
     _original = original
-    aioice.ice.get_host_addresses = with_loopback
+    setattr(aioice.ice, "get_host_addresses", with_loopback)  # noqa: B010 - typed as aioice's own
 
 
 def disable_loopback_candidates() -> None:
@@ -51,5 +51,5 @@ def disable_loopback_candidates() -> None:
     import aioice.ice
 
     if _original is not None:
-        aioice.ice.get_host_addresses = _original
+        setattr(aioice.ice, "get_host_addresses", _original)  # noqa: B010
         _original = None

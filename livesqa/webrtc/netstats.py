@@ -82,8 +82,8 @@ class NetStatsTracker:
     packets were lost, the frame timestamps say whether they went missing together.
     """
 
-    def __init__(self, params: EModelParams = EModelParams()) -> None:
-        self._params = params
+    def __init__(self, params: EModelParams | None = None) -> None:
+        self._params = params or EModelParams()
         self._last: InboundSample | None = None
         # recent (lost packets, bursts) notes: the media reveals a burst up to a jitter buffer
         # later than the counters count it, so burstiness is a rolling, not per-interval, figure

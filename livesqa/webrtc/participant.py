@@ -59,10 +59,11 @@ class ParticipantPipeline:
         self,
         info: ParticipantInfo,
         worker: ScoringWorker,
-        config: PipelineConfig = PipelineConfig(),
+        config: PipelineConfig | None = None,
         writers: Sequence[RoomWriter] = (),
         metrics: RoomMetrics | None = None,
     ) -> None:
+        config = config or PipelineConfig()
         self.info = info
         self.monitor = StreamMonitor(
             worker,

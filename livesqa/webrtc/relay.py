@@ -102,7 +102,7 @@ class SlotTrack(MediaStreamTrack):
     async def recv(self) -> Any:
         if self.readyState != "live":
             raise MediaStreamError
-        src, frame = await self._next_source_frame()
+        _, frame = await self._next_source_frame()
         rate = int(frame.sample_rate)
         now = time.monotonic()
         if self._last_src_end is not None and frame.pts is not None:

@@ -251,7 +251,7 @@ class Room:
             if receivers:
                 try:
                     sample = read_inbound(await receivers[0].getStats(), now)
-                except Exception as e:  # stats of a closing connection may raise anything
+                except Exception as e:  # noqa: BLE001 - a closing connection's stats may raise anything
                     log.debug("stats of %s unavailable: %s", part.info.id, e)
             if sample is not None:
                 if sample.packets_received > part.last_packets:

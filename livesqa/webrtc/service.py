@@ -42,14 +42,14 @@ class MonitorService:
         self,
         config: ServerConfig,
         worker: ScoringWorker,
-        pipeline: PipelineConfig = PipelineConfig(),
+        pipeline: PipelineConfig | None = None,
         writers: Sequence[RoomWriter] = (),
         metrics: RoomMetrics | None = None,
         keep_left: int = 8,
     ) -> None:
         self.config = config
         self.worker = worker
-        self.pipeline_config = pipeline
+        self.pipeline_config = pipeline or PipelineConfig()
         self.writers = list(writers)
         self.metrics = metrics if metrics is not None else RoomMetrics()
         self.registry = RoomRegistry(config, self._make_pipeline, self._on_event)
