@@ -186,7 +186,7 @@ class ScoringWorker:
                 while job is None and not self._stop:
                     self._cond.wait(timeout=0.5)
                     job = self._next_job()
-                if self._stop:
+                if self._stop or job is None:
                     return
             t0 = time.perf_counter()
             try:
