@@ -84,20 +84,21 @@ def pink_noise(n_samples: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def clean_clips(cfg: SanityConfig, resolved: dict[str, Any], data_root: str | None) -> list[np.ndarray]:
-    """``n_clips`` test-speaker utterances at the nominal level (seeded choice, one per speaker first)."""
+    """``n_clips`` test-split utterances at the nominal level: seeded, one per speaker before repeats."""
     manifest = Path(cfg.manifest or resolved.get("data", {}).get("asr_manifest", "cache/asr/manifest.csv"))
+    rng = np.random.default_rng(cfg.seed)
     if manifest.is_file():
         items = read_asr_manifest(manifest, "test")
-        by_speaker: dict[str, Path] = {}
-        for it in items:
-            by_speaker.setdefault(it.speaker, it.path)
-        paths = list(by_speaker.values()) or [it.path for it in items]
+        order = [items[i] for i in rng.permutation(len(items))]
+        seen: set[str] = set()
+        firsts = [it for it in order if not (it.speaker in seen or seen.add(it.speaker))]
+        paths = [it.path for it in firsts] + [it.path for it in order if it not in firsts]
     else:
-        paths = sorted((resolve_data_root(data_root) / "speech/speechocean762/test/audio").glob("*.opus"))
+        found = sorted((resolve_data_root(data_root) / "speech/speechocean762/test/audio").glob("*.opus"))
+        paths = [found[i] for i in rng.permutation(len(found))]
     if not paths:
         raise ConfigError(f"no clean test speech found (manifest {manifest} or the data root)")
-    rng = np.random.default_rng(cfg.seed)
-    chosen = [paths[i] for i in sorted(rng.choice(len(paths), min(cfg.n_clips, len(paths)), replace=False))]
+    chosen = paths[: cfg.n_clips]
     return [degrade.set_level(read_audio(p, SR), SR, NOMINAL_DBFS) for p in chosen]
 
 

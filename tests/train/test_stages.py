@@ -1,0 +1,316 @@
+"""Tiny end-to-end runs of every training stage on generated data (seconds each)."""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+sf = pytest.importorskip("soundfile")
+
+from train import evaluate, finetune, pretrain_asr, probe, sanity  # noqa: E402
+from train.checkpoint import load_checkpoint, load_model  # noqa: E402
+from train.data import read_quality_manifest  # noqa: E402
+from train.scorers import CheckpointScorer  # noqa: E402
+
+SR = 16000
+DIMS = ["mos", "noi", "col", "dis", "loud"]
+
+
+def _tone(seconds: float, freq_hz: float, rng: np.random.Generator, snr_db: float = 30.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    s = 0.2 * np.sin(2 * np.pi * freq_hz * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    n = rng.standard_normal(t.size)
+    n *= np.sqrt((s**2).mean() / (n**2).mean() / 10 ** (snr_db / 10))
+    return (s + n).astype(np.float32)
+
+
+def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ASR manifest (4 utterances), simulated corpus (12 clips), fake P.835 folder, tiny config."""
+    root = tmp_path_factory.mktemp("stages")
+    rng = np.random.default_rng(0)
+    asr_rows = []
+    for i, (text, split) in enumerate([("HELLO", "train"), ("A B", "train"), ("WORLD", "train"),
+                                       ("HI", "train"), ("HI THERE", "test")]):
+        path = root / f"asr{i}.flac"
+        sf.write(str(path), _tone(0.6 + 0.1 * i, 200 + 150 * i, rng), SR)
+        asr_rows.append({"path": str(path), "text": text, "speaker": f"s{i}", "split": split,
+                         "duration_s": 0.6 + 0.1 * i, "source": "test"})
+    _write_csv(root / "asr.csv", asr_rows)
+
+    (root / "sim" / "deg").mkdir(parents=True)
+    sim_rows = []
+    splits = ["train"] * 6 + ["val"] * 3 + ["test"] * 3
+    for i, split in enumerate(splits):
+        snr = float(rng.uniform(-5, 30))
+        sf.write(str(root / "sim" / "deg" / f"c{i}.flac"), _tone(1.0, 300, rng, snr), SR)
+        q = 1 + 4 * min(max((snr + 5) / 35, 0), 1)
+        sim_rows.append({"db": "sim", "con": i, "filepath_deg": f"deg/c{i}.flac", "filename_deg": f"c{i}.flac",
+                         "source": "x", "mos": q, "noi": q, "col": 4.0 - 0.1 * (i % 3),
+                         "dis": "" if i % 2 else 4.5, "loud": 3.5, "split": split, "teacher": "fake",
+                         "condition": f"noise@{snr:.0f}", "duration_s": 1.0})
+    _write_csv(root / "sim" / "manifest.csv", sim_rows)
+
+    p835 = root / "data" / "dev" / "p835"
+    (p835 / "degraded_WB_16KHz").mkdir(parents=True)
+    rows = []
+    for i, snr in enumerate([0.0, 10.0, 20.0, 30.0]):
+        sf.write(str(p835 / "degraded_WB_16KHz" / f"c{i}.flac"), _tone(0.8, 250, rng, snr), SR)
+        rows.append({"file": f"degraded_WB_16KHz/c{i}.flac", "set": "degraded_WB_16KHz", "condition": f"c{i}",
+                     "snr_db": snr, "mnru_q_db": "", "n_votes": 5, "sig": 2 + i / 2, "bak": 1 + i,
+                     "ovrl": 1.5 + i, "sig_std": 0, "bak_std": 0, "ovrl_std": 0})
+    _write_csv(p835 / "labels.csv", rows)
+
+    (root / "tiny.toml").write_text(f"""
+[model.frontend]
+n_mels = 40
+[model.encoder]
+n_layers = 2
+d_model = 32
+n_heads = 2
+conv_kernel = 7
+dropout = 0.0
+[model.head]
+pool_hidden = 16
+[asr]
+run = "asr"
+runs_dir = "{root}/runs"
+manifest = "{root}/asr.csv"
+epochs = 3
+lr = 3e-3
+warmup_steps = 1
+batch_s = 1.6
+log_every = 1
+spec_augment = false
+device = "cpu"
+[finetune]
+runs_dir = "{root}/runs"
+manifest = "{root}/sim/manifest.csv"
+asr_checkpoint = "{root}/runs/asr/best.pt"
+epochs = 3
+batch_size = 6
+warmup_steps = 1
+log_every = 1
+device = "cpu"
+[probe]
+runs_dir = "{root}/runs"
+manifest = "{root}/sim/manifest.csv"
+asr_checkpoint = "{root}/runs/asr/best.pt"
+cache_dir = "{root}/cache/probe"
+out_dir = "{root}/results/probing"
+hidden = 8
+max_epochs = 3
+batch_size = 4
+device = "cpu"
+[evaluate]
+models = ["{root}/runs/ft-asr-la/best.pt"]
+peers = []
+datasets = ["sim-test", "p835-wb"]
+manifest = "{root}/sim/manifest.csv"
+out_dir = "{root}/results/eval"
+cache_dir = "{root}/cache/eval"
+[sanity]
+manifest = "{root}/asr.csv"
+n_clips = 2
+snr_db = [20.0, 0.0]
+loss_rates = [0.0, 0.3]
+out_dir = "{root}/results/sanity"
+""")
+    return root
+
+
+def _cfg(work: Path) -> list[str]:
+    return ["--config", str(work / "tiny.toml")]
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def asr_run(work: Path) -> Path:
+    assert pretrain_asr.main(_cfg(work)) == 0
+    return work / "runs" / "asr"
+
+
+def test_pretrain_asr_loss_falls_and_resumes(work: Path, asr_run: Path) -> None:
+    steps = _rows(asr_run / "steps.csv")
+    losses = [float(r["loss"]) for r in steps]
+    n = len(steps)
+    assert n == 3 * 3  # 4 train clips in batches of 1.6 padded seconds: 3 batches per epoch
+    assert all(math.isfinite(v) for v in losses)
+    epochs = _rows(asr_run / "metrics.csv")
+    assert [int(r["epoch"]) for r in epochs] == [0, 1, 2] and 0 <= float(epochs[-1]["test_cer"]) <= 1.5
+    epoch_losses = [float(r["train_loss"]) for r in epochs]  # same clips each epoch: overfitting
+    assert epoch_losses[-1] < 0.8 * epoch_losses[0]
+    assert (asr_run / "config.resolved.toml").read_text().count("[asr]") == 1
+    ckpt = load_checkpoint(asr_run / "last.pt")
+    assert ckpt["stage"] == "asr" and ckpt["step"] == n and ckpt["extra"]["epoch"] == 3
+    # two more epochs: resumes at the saved step and continues the numbering
+    assert pretrain_asr.main([*_cfg(work), "--set", "asr.epochs=5"]) == 0
+    steps = _rows(asr_run / "steps.csv")
+    assert [int(r["step"]) for r in steps] == list(range(1, n + 7))
+    assert "resumed from" in (asr_run / "train.log").read_text()
+    assert load_checkpoint(asr_run / "last.pt")["step"] == n + 6
+
+
+def test_pretrain_asr_budget_stops_mid_epoch_and_resumes_there(work: Path) -> None:
+    args = [*_cfg(work), "--set", "asr.run=asr-budget", "--set", "asr.epochs=1"]
+    assert pretrain_asr.main([*args, "--set", "asr.max_minutes=1e-9"]) == 0
+    run = work / "runs" / "asr-budget"
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["step"] == 1 and ckpt["extra"]["epoch"] == 0 and ckpt["extra"]["batch"] == 1
+    assert not (run / "metrics.csv").exists()  # the epoch never finished
+    assert pretrain_asr.main(args) == 0
+    assert load_checkpoint(run / "last.pt")["step"] == 3  # the remaining 2 batches, not 3
+    assert len(_rows(run / "metrics.csv")) == 1
+
+
+def test_spec_augment_masks_only_in_training() -> None:
+    cfg = pretrain_asr.AsrConfig(freq_masks=1, freq_mask_bins=5, time_masks=1, time_mask_frames=10)
+    aug = pretrain_asr.SpecAugment(cfg, seed=0)
+    feats = torch.ones(2, 50, 40)
+    module = torch.nn.Identity()
+    masked, _ = aug(module, (), (feats, torch.tensor([50, 30])))
+    assert masked.sum() < feats.sum() and masked.max() == 1.0
+    # past the valid frames only the frequency band is masked: every padded frame looks the same
+    assert (masked[1, 30:] == masked[1, 49]).all() and masked[1, 49].sum() >= 40 - 5
+    module.eval()
+    same, _ = aug(module, (), (feats, torch.tensor([50, 30])))
+    assert torch.equal(same, feats)
+
+
+def test_learning_rate_schedules() -> None:
+    noam = pretrain_asr.AsrConfig(lr=1e-3, warmup_steps=10)
+    assert pretrain_asr.learning_rate(noam, 0, 100) == pytest.approx(1e-4)
+    assert pretrain_asr.learning_rate(noam, 9, 100) == pytest.approx(1e-3)
+    assert pretrain_asr.learning_rate(noam, 39, 100) == pytest.approx(5e-4)
+    cos = pretrain_asr.AsrConfig(lr=1e-3, warmup_steps=10, schedule="cosine")
+    assert pretrain_asr.learning_rate(cos, 100, 100) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def ft_run(work: Path, asr_run: Path) -> Path:
+    assert finetune.main(_cfg(work)) == 0
+    return work / "runs" / "ft-asr-la"
+
+
+def test_finetune_trains_validates_and_resumes(work: Path, ft_run: Path) -> None:
+    log = (ft_run / "train.log").read_text()
+    assert "encoder initialised from" in log
+    epochs = _rows(ft_run / "metrics.csv")
+    assert len(epochs) == 3
+    assert {f"val_pcc_{d}" for d in DIMS} <= set(epochs[0]) and {f"sigma_{d}" for d in DIMS} <= set(epochs[0])
+    losses = [float(r["train_loss"]) for r in epochs]
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+    best = load_checkpoint(ft_run / "best.pt")
+    assert best["stage"] == "quality" and "mos" in best["extra"]["val"]
+    assert finetune.main([*_cfg(work), "--set", "finetune.epochs=4"]) == 0
+    assert load_checkpoint(ft_run / "last.pt")["step"] == 4
+    assert len(_rows(ft_run / "metrics.csv")) == 4
+
+
+def test_finetune_paper_rows_are_one_key_overrides(work: Path, ft_run: Path) -> None:
+    one = ["--set", "finetune.epochs=1"]
+    assert finetune.main([*_cfg(work), *one, "--set", "model.head.layer_attention=false"]) == 0
+    assert finetune.main([*_cfg(work), *one, "--set", "finetune.init=scratch"]) == 0
+    last = load_checkpoint(work / "runs" / "ft-asr-last" / "best.pt")
+    assert last["model_config"]["head"]["layer_attention"] is False
+    scratch_log = (work / "runs" / "ft-scratch-la" / "train.log").read_text()
+    assert "encoder initialised" not in scratch_log and "init scratch" in scratch_log
+
+
+def test_probe_writes_table_plot_and_faithful_cache(work: Path, asr_run: Path) -> None:
+    assert probe.main(_cfg(work)) == 0
+    out = work / "results" / "probing"
+    rows = _rows(out / "probing.csv")
+    assert [(int(r["layer"]), r["dimension"]) for r in rows] == [(l, d) for l in range(3) for d in DIMS]
+    assert int(rows[0]["n_test"]) == 3 and math.isfinite(float(rows[0]["rmse"]))
+    assert (out / "probing.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the cache holds exactly what the frozen encoder computes for each clip
+    (cache,) = (work / "cache" / "probe").iterdir()
+    model, _, _ = load_model(asr_run / "best.pt")
+    items = read_quality_manifest(work / "sim" / "manifest.csv", "test")
+    wav, _ = sf.read(str(items[1].path), dtype="float32")
+    with torch.no_grad():
+        enc = model.encode(torch.from_numpy(wav)[None])
+    for layer in (0, 2):
+        feats = probe.load_layer(cache / "test", layer)
+        x, lens, _, _ = feats.batch([1])
+        assert int(lens[0]) == enc.layers[layer].shape[1]
+        assert torch.allclose(x[0], enc.layers[layer][0], atol=2e-2, rtol=1e-2)
+    # a rerun reuses the cache instead of encoding again
+    assert probe.main(_cfg(work)) == 0
+    assert (work / "runs" / "probe-small" / "train.log").read_text().count("encoding") == 3
+
+
+def test_evaluate_tables_match_direct_scoring(work: Path, ft_run: Path) -> None:
+    assert evaluate.main([*_cfg(work), "--data-root", str(work / "data")]) == 0
+    rows = _rows(work / "results" / "eval" / "eval.csv")
+    assert {(r["dataset"], r["model"]) for r in rows} == {("sim-test", "ft-asr-la"), ("p835-wb", "ft-asr-la")}
+    assert len(rows) == 10
+    scorer = CheckpointScorer(ft_run / "best.pt")
+    files = sorted((work / "data" / "dev" / "p835" / "degraded_WB_16KHz").glob("*.flac"))
+    pred = np.array([scorer.score(sf.read(str(f), dtype="float32")[0], SR)[0] for f in files])
+    ovrl = np.array([1.5, 2.5, 3.5, 4.5])
+    expected = np.corrcoef(pred, ovrl)[0, 1]
+    got = next(float(r["pcc"]) for r in rows if r["dataset"] == "p835-wb" and r["dimension"] == "mos")
+    assert got == pytest.approx(expected, abs=1e-3)
+    dis = next(r for r in rows if r["dataset"] == "p835-wb" and r["dimension"] == "dis")
+    assert int(dis["n"]) == 0  # P.835 has no DIS label
+    md = (work / "results" / "eval" / "eval.md").read_text()
+    assert "| ft-asr-la |" in md and "DIS PCC" not in md.split("### p835-wb")[1]
+
+
+def test_peer_scores_are_cached(tmp_path: Path, work: Path) -> None:
+    class CountingScorer:
+        name = "Fake"
+        calls = 0
+
+        def score(self, wav: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+            CountingScorer.calls += 1
+            return np.array([float(np.sqrt(np.mean(wav**2))), 1.0, 2.0, math.nan, math.nan])
+
+    ds = evaluate.p835_set(work / "data" / "dev" / "p835" / "labels.csv", "p835-wb")
+    first = evaluate.score_set(CountingScorer(), ds, tmp_path / "fake.csv")
+    again = evaluate.score_set(CountingScorer(), ds, tmp_path / "fake.csv")
+    assert CountingScorer.calls == 4 and np.allclose(first, again, equal_nan=True)
+    assert ds.targets[:, 0].tolist() == [1.5, 2.5, 3.5, 4.5] and np.isnan(ds.targets[:, 3]).all()
+
+
+def test_sanity_checks_logic_on_known_scores() -> None:
+    cfg = sanity.SanityConfig(snr_db=(30.0, 10.0, 0.0), loss_rates=(0.0, 0.2))
+    good = {"clean": dict(mos=4.2, noi=4.5, col=4.4, dis=4.6, loud=4.3),
+            "noise@30dB": dict(mos=4.0, noi=4.3, col=4, dis=4, loud=4), "noise@10dB": dict(mos=3.0, noi=2.9, col=4, dis=4, loud=4),
+            "noise@0dB": dict(mos=2.0, noi=1.5, col=4, dis=4, loud=4),
+            "loss@0": dict(mos=4, noi=4, col=4, dis=4.6, loud=4), "loss@0.2": dict(mos=3, noi=4, col=4, dis=2.5, loud=4),
+            "narrowband": dict(mos=3, noi=4, col=3.1, dis=4, loud=4),
+            "quiet": dict(mos=3, noi=4, col=4, dis=4, loud=2.0), "loud-clipped": dict(mos=3, noi=4, col=4, dis=4, loud=2.5)}
+    assert all(c.passed for c in sanity.run_checks(cfg, good))
+    bad = {**good, "noise@10dB": {**good["noise@10dB"], "noi": 4.6}, "quiet": {**good["quiet"], "loud": 4.3}}
+    failed = {c.name for c in sanity.run_checks(cfg, bad) if not c.passed}
+    assert failed == {"noise lowers NOI", "extreme level lowers LOUD"}
+    assert sanity.decreasing([3.0, 3.04, 2.0], 0.05) and not sanity.decreasing([3.0, 3.0], 0.05)
+
+
+def test_sanity_end_to_end_on_checkpoint(work: Path, ft_run: Path) -> None:
+    code = sanity.main([*_cfg(work), "--model", str(ft_run / "best.pt")])
+    assert code == 0
+    report = json.loads((work / "results" / "sanity" / "sanity.json").read_text())
+    assert report["n_clips"] == 1 and len(report["checks"]) == 6  # the test split holds one utterance
+    assert set(report["scores"]) == {"clean", "noise@20dB", "noise@0dB", "loss@0", "loss@0.3",
+                                     "narrowband", "quiet", "loud-clipped"}
+    assert all(1.0 <= v <= 5.0 for row in report["scores"].values() for v in row.values())
+    assert "checks passed" in (work / "results" / "sanity" / "sanity.md").read_text()
