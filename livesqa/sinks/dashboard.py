@@ -40,7 +40,9 @@ class Dashboard:
         )
 
     def renderable(self) -> RenderableType:
-        return Group(*(render(s, self._history_width) for s in self._get()))
+        # the history takes what the other columns (~58 cells) leave, up to history_width
+        width = max(8, min(self._history_width, self.console.width - 58))
+        return Group(*(render(s, width) for s in self._get()))
 
     def __enter__(self) -> Dashboard:
         self._live.start(refresh=True)

@@ -86,11 +86,11 @@ def render(s: Snapshot, history_width: int = 48) -> RenderableType:
     table = Table(title=f"livesqa · {s.stream.description or s.stream.source}",
                   title_justify="left", expand=False, pad_edge=False)
     table.add_column("dimension", no_wrap=True)
-    table.add_column("now", justify="right", no_wrap=True)
+    table.add_column("now", justify="right", no_wrap=True, min_width=4)
     table.add_column(f"history ({history_width} × {s.hop_s:g} s)", no_wrap=True)
-    table.add_column("mean", justify="right", no_wrap=True)
-    table.add_column("worst", justify="right", no_wrap=True)
-    table.add_column("at", justify="right", no_wrap=True)
+    table.add_column("mean", justify="right", no_wrap=True, min_width=4)
+    table.add_column("worst", justify="right", no_wrap=True, min_width=5)
+    table.add_column("at", justify="right", no_wrap=True, min_width=7)
     for d in s.dimensions:
         table.add_row(
             DIMENSION_TITLES.get(d.name, d.name),
