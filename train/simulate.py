@@ -55,7 +55,7 @@ FAMILIES: dict[str, tuple[float, dict[str, float]]] = {
 # the order a real call applies them in: room, then mixing, device, gain, codec, network
 STAGE_ORDER = ("reverb", "echo", "noise", "babble", "nb", "wb", "lp", "irs", "eq", "quiet", "loud",
                "clip", "codec", "plc", "timeclip")
-CHAIN_LENGTH_P = (0.45, 0.35, 0.20)
+CHAIN_LENGTH_P = (0.55, 0.30, 0.15)
 
 
 @dataclass(frozen=True)
@@ -147,14 +147,14 @@ def _apply(kind: str, x: np.ndarray, ctx: dict[str, object], rng: np.random.Gene
     split: str = ctx["split"]  # type: ignore[assignment]
     if kind == "noise":
         noise_path = cat.noise[split][int(rng.integers(len(cat.noise[split])))]
-        snr = float(rng.uniform(-5, 30))
+        snr = float(rng.uniform(-5, 40))
         ctx["noise_file"] = str(Path(noise_path).relative_to(cat.data_root))
         return dg.add_noise(x, _load(noise_path, sr), snr, sr, rng), f"noise:{Path(noise_path).stem}@{snr:.0f}dB"
     if kind == "babble":
         others = [u for u in cat.speech[split] if u.speaker != ctx["speaker"]]
         n = int(rng.integers(3, 7))
         talkers = [_load(others[int(i)].path, sr) for i in rng.choice(len(others), n, replace=False)]
-        snr = float(rng.uniform(0, 25))
+        snr = float(rng.uniform(0, 35))
         return dg.add_noise(x, dg.babble(talkers, len(x), rng), snr, sr, rng), f"babble:{n}talkers@{snr:.0f}dB"
     if kind == "nb":
         return dg.narrowband(x, sr), "band:nb300-3400"
@@ -174,7 +174,7 @@ def _apply(kind: str, x: np.ndarray, ctx: dict[str, object], rng: np.random.Gene
         level = float(rng.uniform(-12, -2))
         return dg.saturate(dg.set_level(x, sr, level)), f"level:{level:.0f}dBFS"
     if kind == "clip":
-        frac = float(np.exp(rng.uniform(np.log(0.005), np.log(0.3))))
+        frac = float(np.exp(rng.uniform(np.log(0.001), np.log(0.2))))
         # a clipped input stage is followed by gain back to talking level (AGC)
         level = dg.active_level_db(x, sr)
         return dg.set_level(dg.clip(x, frac), sr, level), f"clip:{100 * frac:.1f}%"
@@ -187,23 +187,23 @@ def _apply(kind: str, x: np.ndarray, ctx: dict[str, object], rng: np.random.Gene
         rate = codec.bitrates[int(rng.integers(len(codec.bitrates)))]
         return codec_roundtrip(x, sr, codec, rate), f"codec:{codec.name}" + (f"@{rate}" if rate else "")
     if kind == "plc":
-        rate = float(rng.uniform(0.02, 0.35))
+        rate = float(np.exp(rng.uniform(np.log(0.01), np.log(0.3))))
         method = str(rng.choice(["zero", "fade", "repeat"]))
         burst = float(rng.uniform(1.0, 3.0))
         y, _ = dg.packet_loss(x, sr, rate, rng, method, 20.0, burst)  # type: ignore[arg-type]
         return y, f"loss:{method}@{100 * rate:.0f}%"
     if kind == "timeclip":
-        n = int(rng.integers(1, 5))
+        n = int(rng.integers(1, 4))
         return dg.time_clip(x, sr, n, rng), f"timeclip:{n}x"
     if kind == "reverb":
         if cat.irs and rng.random() < 0.2:
             ir_path = cat.irs[int(rng.integers(len(cat.irs)))]
             return dg.reverberate(x, _load(ir_path, sr)), f"reverb:ir-{Path(ir_path).stem}"
-        rt60 = float(rng.uniform(0.2, 1.2))
+        rt60 = float(rng.uniform(0.2, 1.0))
         return dg.reverberate(x, dg.room_rir(sr, rng, rt60)), f"reverb:room@{rt60:.1f}s"
     if kind == "echo":
         delay = float(rng.uniform(40, 400))
-        att = float(rng.uniform(4, 20))
+        att = float(rng.uniform(6, 30))
         n = int(rng.integers(1, 4))
         return dg.echo(x, sr, delay, att, n), f"echo:{delay:.0f}ms@-{att:.0f}dBx{n}"
     raise ValueError(f"unknown degradation kind {kind!r}")
