@@ -175,7 +175,7 @@ class QualityDataset(Dataset[tuple[np.ndarray, np.ndarray]]):
     ) -> None:
         self.items = list(items)
         self.sample_rate_hz = sample_rate_hz
-        self.crop_samples = int(round(crop_s * sample_rate_hz))
+        self.crop_samples = round(crop_s * sample_rate_hz)
         self.seed = seed
         self.epoch = 0
         self._audio = _AudioCache(sample_rate_hz, cache)
@@ -262,7 +262,7 @@ class AsrBatch:
     labels: torch.Tensor  # [sum of label lengths] int64, concatenated (CTC layout)
     label_lengths: torch.Tensor  # [B] int64
 
-    def to(self, device: torch.device) -> "AsrBatch":
+    def to(self, device: torch.device) -> AsrBatch:
         return AsrBatch(*(t.to(device) for t in (self.wav, self.wav_lengths, self.labels, self.label_lengths)))
 
 
@@ -273,7 +273,7 @@ class QualityBatch:
     targets: torch.Tensor  # [B, 5] float32, 0 where missing
     mask: torch.Tensor  # [B, 5] bool, True where a label exists
 
-    def to(self, device: torch.device) -> "QualityBatch":
+    def to(self, device: torch.device) -> QualityBatch:
         return QualityBatch(*(t.to(device) for t in (self.wav, self.wav_lengths, self.targets, self.mask)))
 
 

@@ -33,7 +33,15 @@ from train.data import QualityDataset, collate_quality, length_batches, read_qua
 from train.losses import UncertaintyLoss
 from train.metrics import per_dimension
 from train.model import QualityModel
-from train.rundir import Budget, Every, RunDir, load_section, pick_device, set_cpu_threads, stage_parser
+from train.rundir import (
+    Budget,
+    Every,
+    RunDir,
+    load_section,
+    pick_device,
+    set_cpu_threads,
+    stage_parser,
+)
 
 DEFAULT_SIM_MANIFEST = "cache/sim/manifest.csv"
 

@@ -29,7 +29,15 @@ from train.config import ModelConfig
 from train.data import AsrDataset, AsrItem, collate_asr, length_batches, read_asr_manifest
 from train.metrics import cer, greedy_ctc_decode, wer
 from train.model import QualityModel
-from train.rundir import Budget, Every, RunDir, load_section, pick_device, set_cpu_threads, stage_parser
+from train.rundir import (
+    Budget,
+    Every,
+    RunDir,
+    load_section,
+    pick_device,
+    set_cpu_threads,
+    stage_parser,
+)
 from train.text import VOCAB_SIZE, normalize
 
 

@@ -12,6 +12,7 @@ the val split. Writes ``results/probing/probing.csv`` (layer, dimension, PCC on 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -23,11 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from livesqa.errors import ConfigError
-from livesqa.spec import DIMENSIONS, DIMENSION_TITLES
+from livesqa.spec import DIMENSION_TITLES, DIMENSIONS
 from train.checkpoint import load_model
 from train.data import QualityDataset, collate_quality, length_batches, read_quality_manifest
 from train.finetune import sim_manifest
@@ -110,25 +110,21 @@ def extract_split(model: QualityModel, ds: QualityDataset, out: Path, device: to
     lengths = np.zeros((n_layers, len(ds)), dtype=np.int64)
     dims = np.zeros(n_layers, dtype=np.int64)
     written = np.zeros(n_layers, dtype=np.int64)
-    files = [open(out / f"layer{i:02d}.f16", "wb") for i in range(n_layers)]
     model.eval()
-    try:
-        with torch.no_grad():
-            batches = length_batches(ds.durations_s(), batch_size=batch_size, shuffle=False)
-            for idx in tqdm(batches, desc=f"encode {out.name}", leave=False, disable=None):
-                batch = collate_quality([ds[i] for i in idx]).to(device)
-                enc = model.encode(batch.wav, batch.wav_lengths)
-                for layer, (x, lens) in enumerate(zip(enc.layers, enc.lengths)):
-                    dims[layer] = x.shape[-1]
-                    x16 = x.to(torch.float16).cpu().numpy()
-                    for row, i in enumerate(idx):
-                        n = int(lens[row])
-                        files[layer].write(np.ascontiguousarray(x16[row, :n]).tobytes())
-                        starts[layer, i], lengths[layer, i] = written[layer], n
-                        written[layer] += n
-    finally:
-        for f in files:
-            f.close()
+    with contextlib.ExitStack() as stack, torch.no_grad():
+        files = [stack.enter_context(open(out / f"layer{i:02d}.f16", "wb")) for i in range(n_layers)]
+        batches = length_batches(ds.durations_s(), batch_size=batch_size, shuffle=False)
+        for idx in tqdm(batches, desc=f"encode {out.name}", leave=False, disable=None):
+            batch = collate_quality([ds[i] for i in idx]).to(device)
+            enc = model.encode(batch.wav, batch.wav_lengths)
+            for layer, (x, lens) in enumerate(zip(enc.layers, enc.lengths)):
+                dims[layer] = x.shape[-1]
+                x16 = x.to(torch.float16).cpu().numpy()
+                for row, i in enumerate(idx):
+                    n = int(lens[row])
+                    files[layer].write(np.ascontiguousarray(x16[row, :n]).tobytes())
+                    starts[layer, i], lengths[layer, i] = written[layer], n
+                    written[layer] += n
     targets = np.stack([np.asarray(it.targets, dtype=np.float32) for it in ds.items])
     np.savez(out / "index.npz", starts=starts, lengths=lengths, dims=dims, targets=targets)
     (out / "done").write_text("ok\n")

@@ -18,6 +18,7 @@ the right way:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -70,7 +71,7 @@ class Check:
 def decreasing(values: Sequence[float], tolerance: float) -> bool:
     """Non-increasing within ``tolerance`` per step, and an overall drop of more than it."""
     v = list(values)
-    steps_ok = all(b <= a + tolerance for a, b in zip(v, v[1:]))
+    steps_ok = all(b <= a + tolerance for a, b in itertools.pairwise(v))
     return steps_ok and v[-1] < v[0] - tolerance
 
 
@@ -91,8 +92,12 @@ def clean_clips(cfg: SanityConfig, resolved: dict[str, Any], data_root: str | No
         items = read_asr_manifest(manifest, "test")
         order = [items[i] for i in rng.permutation(len(items))]
         seen: set[str] = set()
-        firsts = [it for it in order if not (it.speaker in seen or seen.add(it.speaker))]
-        paths = [it.path for it in firsts] + [it.path for it in order if it not in firsts]
+        firsts: list[Path] = []
+        repeats: list[Path] = []
+        for it in order:
+            (repeats if it.speaker in seen else firsts).append(it.path)
+            seen.add(it.speaker)
+        paths = firsts + repeats
     else:
         found = sorted((resolve_data_root(data_root) / "speech/speechocean762/test/audio").glob("*.opus"))
         paths = [found[i] for i in rng.permutation(len(found))]

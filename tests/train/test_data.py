@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 sf = pytest.importorskip("soundfile")
 
-from train import data  # noqa: E402
-from train.text import encode  # noqa: E402
+from train import data
+from train.text import encode
 
 SR = 16000
 

@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from train import metrics, text  # noqa: E402
+from train import metrics, text
 
 
 def test_vocabulary_layout_and_roundtrip() -> None:

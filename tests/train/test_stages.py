@@ -11,10 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 sf = pytest.importorskip("soundfile")
 
-from train import evaluate, finetune, pretrain_asr, probe, sanity  # noqa: E402
-from train.checkpoint import load_checkpoint, load_model  # noqa: E402
-from train.data import read_quality_manifest  # noqa: E402
-from train.scorers import CheckpointScorer  # noqa: E402
+from train import evaluate, finetune, pretrain_asr, probe, sanity
+from train.checkpoint import load_checkpoint, load_model
+from train.data import read_quality_manifest
+from train.scorers import CheckpointScorer
 
 SR = 16000
 DIMS = ["mos", "noi", "col", "dis", "loud"]
@@ -292,12 +292,13 @@ def test_peer_scores_are_cached(tmp_path: Path, work: Path) -> None:
 
 def test_sanity_checks_logic_on_known_scores() -> None:
     cfg = sanity.SanityConfig(snr_db=(30.0, 10.0, 0.0), loss_rates=(0.0, 0.2))
-    good = {"clean": dict(mos=4.2, noi=4.5, col=4.4, dis=4.6, loud=4.3),
-            "noise@30dB": dict(mos=4.0, noi=4.3, col=4, dis=4, loud=4), "noise@10dB": dict(mos=3.0, noi=2.9, col=4, dis=4, loud=4),
-            "noise@0dB": dict(mos=2.0, noi=1.5, col=4, dis=4, loud=4),
-            "loss@0": dict(mos=4, noi=4, col=4, dis=4.6, loud=4), "loss@0.2": dict(mos=3, noi=4, col=4, dis=2.5, loud=4),
-            "narrowband": dict(mos=3, noi=4, col=3.1, dis=4, loud=4),
-            "quiet": dict(mos=3, noi=4, col=4, dis=4, loud=2.0), "loud-clipped": dict(mos=3, noi=4, col=4, dis=4, loud=2.5)}
+    def row(mos: float = 4, noi: float = 4, col: float = 4, dis: float = 4, loud: float = 4) -> dict[str, float]:
+        return {"mos": mos, "noi": noi, "col": col, "dis": dis, "loud": loud}
+
+    good = {"clean": row(4.2, 4.5, 4.4, 4.6, 4.3), "noise@30dB": row(mos=4.0, noi=4.3),
+            "noise@10dB": row(mos=3.0, noi=2.9), "noise@0dB": row(mos=2.0, noi=1.5),
+            "loss@0": row(dis=4.6), "loss@0.2": row(mos=3, dis=2.5), "narrowband": row(mos=3, col=3.1),
+            "quiet": row(mos=3, loud=2.0), "loud-clipped": row(mos=3, loud=2.5)}
     assert all(c.passed for c in sanity.run_checks(cfg, good))
     bad = {**good, "noise@10dB": {**good["noise@10dB"], "noi": 4.6}, "quiet": {**good["quiet"], "loud": 4.3}}
     failed = {c.name for c in sanity.run_checks(cfg, bad) if not c.passed}
