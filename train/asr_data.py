@@ -115,7 +115,7 @@ def _read_kaldi_map(path: Path) -> dict[str, str]:
     return out
 
 
-def _duration_s(path: Path) -> float:
+def duration_s(path: Path) -> float:
     import soundfile as sf
 
     try:
@@ -139,7 +139,7 @@ def speechocean_rows(data_root: Path) -> Iterator[dict[str, str]]:
             if not text or not audio.is_file():
                 continue
             yield {"path": str(audio), "text": text, "speaker": f"so762-{speakers[utt]}",
-                   "split": split, "duration_s": f"{_duration_s(audio):.3f}",
+                   "split": split, "duration_s": f"{duration_s(audio):.3f}",
                    "source": "speechocean762"}
 
 
@@ -195,7 +195,7 @@ def asterisk_rows(root: Path) -> Iterator[dict[str, str]]:
         audio = sounds / f"{name}.wav"
         if audio.is_file():
             yield {"path": str(audio.resolve()), "text": texts[name], "speaker": ASTERISK_SPEAKER,
-                   "split": "train", "duration_s": f"{_duration_s(audio):.3f}",
+                   "split": "train", "duration_s": f"{duration_s(audio):.3f}",
                    "source": "asterisk"}
 
 
