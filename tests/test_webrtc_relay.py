@@ -97,3 +97,21 @@ async def test_switch_while_waiting_on_a_silent_source() -> None:
     slot.stop()
     with pytest.raises(MediaStreamError):
         await slot.recv()
+
+
+async def test_a_listener_that_falls_behind_skips_to_the_newest_frames() -> None:
+    from livesqa.webrtc.relay import MAX_BACKLOG_FRAMES
+
+    class Backlogged(ScriptedTrack):
+        def __init__(self) -> None:
+            super().__init__([0], marker=8)
+            self._queue: asyncio.Queue[object] = asyncio.Queue()
+            for i in range(30):
+                self._queue.put_nowait(i)
+
+    src = Backlogged()
+    slot = SlotTrack()
+    slot.set_source(src)
+    await slot.recv()
+    assert src._queue.qsize() == MAX_BACKLOG_FRAMES
+    assert slot.frames_dropped == 30 - MAX_BACKLOG_FRAMES

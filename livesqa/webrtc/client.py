@@ -192,3 +192,43 @@ class RoomClient:
             task.cancel()
         if self.pc is not None:
             await self.pc.close()
+
+
+async def run_load(base_url: str, room: str, clients: int, seconds: float, slots: int) -> dict[str, Any]:
+    """Join ``clients`` peers (distinct tones), hold the call ``seconds``, leave; what was heard."""
+    peers = [
+        RoomClient(base_url, room, f"load{i}", SignalTrack(speechlike_tone(300.0 + 97.0 * i, 2.0)),
+                   slots=slots)
+        for i in range(clients)
+    ]
+    for peer in peers:
+        await peer.join()
+    await asyncio.sleep(seconds)
+    heard = {p.name: len(p.heard_frequencies()) for p in peers}
+    for peer in peers:
+        await peer.leave()
+    return {"clients": clients, "seconds": seconds, "heard_streams": heard}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m livesqa.webrtc.client URL ROOM --clients N --seconds S``: a load generator."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m livesqa.webrtc.client")
+    parser.add_argument("url")
+    parser.add_argument("room")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--slots", type=int, default=9)
+    args = parser.parse_args(argv)
+    from livesqa.webrtc.loopback import enable_loopback_candidates
+
+    enable_loopback_candidates()
+    result = asyncio.run(run_load(args.url, args.room, args.clients, args.seconds, args.slots))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

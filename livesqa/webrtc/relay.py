@@ -23,6 +23,7 @@ from typing import Any
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 MAX_CARRIED_GAP_S = 1.0  # longer source gaps are not replayed as timestamp gaps
+MAX_BACKLOG_FRAMES = 10  # 200 ms: a listener further behind skips ahead (latency stays bounded)
 
 
 def copy_frame(frame: Any, pts: int) -> Any:
@@ -51,6 +52,7 @@ class SlotTrack(MediaStreamTrack):
         self._last_src_end: int | None = None  # source pts one past its previous frame
         self._last_out_wall: float | None = None
         self.frames_out = 0
+        self.frames_dropped = 0  # skipped because this listener fell behind
 
     @property
     def source(self) -> MediaStreamTrack | None:
@@ -93,11 +95,29 @@ class SlotTrack(MediaStreamTrack):
             if pending.cancelled():
                 continue
             try:
-                return src, pending.result()
+                frame = pending.result()
+                self._skip_backlog(src)
+                return src, frame
             except MediaStreamError:
                 if self._source is src:  # the speaker's track ended: wait for a new source
                     self._source = None
                 continue
+
+    def _skip_backlog(self, src: MediaStreamTrack) -> None:
+        """Drop the oldest queued frames of a buffered relay proxy beyond MAX_BACKLOG_FRAMES.
+
+        Why: a buffered ``MediaRelay`` proxy queues without bound; if this listener's encoder
+        falls behind (CPU saturated), latency and memory would grow for the whole call.
+        """
+        queue = getattr(src, "_queue", None)  # RelayStreamTrack's private asyncio.Queue
+        if queue is None:
+            return
+        while queue.qsize() > MAX_BACKLOG_FRAMES:
+            frame = queue.get_nowait()
+            if frame is None:  # end of stream: keep it for the next recv()
+                queue.put_nowait(None)
+                break
+            self.frames_dropped += 1
 
     async def recv(self) -> Any:
         if self.readyState != "live":

@@ -1,0 +1,122 @@
+"""Bounded load on loopback: N aiortc peers (default 8) in one room for 60 s.
+
+Checks that every participant is scored, that no queue grows (scoring mailboxes keep one
+window; relay queues stay near empty) and that memory is flat; prints the server's CPU use
+per participant. The peers run in a separate process so the server's CPU time is its own.
+Skip with ``LIVESQA_SKIP_LOAD_TEST=1``; ``LIVESQA_LOAD_CLIENTS`` / ``LIVESQA_LOAD_SECONDS``
+change the size. Loopback only: the server binds 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("aiortc")
+
+from livesqa.scoring import OnnxScorer, ScoringWorker
+from livesqa.webrtc.participant import PipelineConfig
+from livesqa.webrtc.room import RoomConfig
+from livesqa.webrtc.rows import RoomCsvWriter
+from livesqa.webrtc.server import ServerConfig
+from livesqa.webrtc.service import MonitorService
+
+pytestmark = pytest.mark.skipif(os.environ.get("LIVESQA_SKIP_LOAD_TEST") == "1",
+                                reason="LIVESQA_SKIP_LOAD_TEST=1")
+CLIENTS = int(os.environ.get("LIVESQA_LOAD_CLIENTS", "8"))
+SECONDS = float(os.environ.get("LIVESQA_LOAD_SECONDS", "60"))
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def relay_backlog(service: MonitorService, drops: dict[int, int]) -> int:
+    """Frames waiting in the relay proxies feeding listeners' slots (0-2 when keeping up)."""
+    worst = 0
+    for room in service.registry.rooms.values():
+        for part in room.participants.values():
+            for slot in part.slots:
+                drops[id(slot)] = slot.frames_dropped
+                queue = getattr(slot.source, "_queue", None)
+                if queue is not None:
+                    worst = max(worst, queue.qsize())
+    return worst
+
+
+async def test_eight_peers_for_a_minute(tiny_model_path: Path, tmp_path: Path) -> None:
+    model = os.environ.get("LIVESQA_LOAD_MODEL") or str(tiny_model_path)
+    worker = ScoringWorker(OnnxScorer.load(model))
+    worker.start()
+    writer = RoomCsvWriter(tmp_path / "load.csv")
+    rate = worker.spec.sample_rate_hz
+    service = MonitorService(
+        ServerConfig(port=0, rooms=RoomConfig(max_participants=max(CLIENTS, 2))),
+        worker, PipelineConfig(hop_samples=rate), [writer],
+    )
+    port = await service.start()
+    peers = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "livesqa.webrtc.client", f"http://127.0.0.1:{port}", "load",
+        "--clients", str(CLIENTS), "--seconds", str(SECONDS), "--slots", str(CLIENTS - 1),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    drops: dict[int, int] = {}  # slot -> frames it skipped (listener behind)
+    samples: list[tuple[float, float, int, int]] = []  # (t, rss MB, max mailbox, relay backlog)
+    t0 = time.monotonic()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    busy0 = worker.busy_s
+    try:
+        while peers.returncode is None and time.monotonic() - t0 < SECONDS + 60:
+            pending = max((len(p.monitor._pending) for p in service.live.values()), default=0)
+            samples.append((time.monotonic() - t0, rss_mb(), pending, relay_backlog(service, drops)))
+            try:
+                await asyncio.wait_for(peers.wait(), 2.0)
+            except asyncio.TimeoutError:
+                pass
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        wall = time.monotonic() - t0
+        out, _ = await peers.communicate()
+        report = json.loads(out.decode().strip().splitlines()[-1])
+    finally:
+        if peers.returncode is None:
+            peers.kill()
+            await peers.wait()
+        await service.stop()
+        worker.stop()
+        writer.close()
+    cpu_s = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    pipelines = service.all_pipelines
+    windows = {p.info.name: p.monitor.aggregator.windows for p in pipelines}
+    scored = {p.info.name: p.monitor.aggregator.scored for p in pipelines}
+    skipped = {p.info.name: p.monitor.aggregator.skipped for p in pipelines}
+    steady = [s for s in samples if s[0] > 15.0] or samples
+    summary = {
+        "clients": CLIENTS, "seconds": SECONDS, "wall_s": round(wall, 1),
+        "server_cpu_s": round(cpu_s, 1), "server_cpu_per_participant": round(cpu_s / wall / CLIENTS, 4),
+        "scoring_busy_s": round(worker.busy_s - busy0, 2),
+        "windows": windows, "scored": scored, "skipped": skipped,
+        "rss_mb_first_last": (round(steady[0][1], 1), round(steady[-1][1], 1)),
+        "max_mailbox": max(s[2] for s in samples), "max_relay_backlog": max(s[3] for s in samples),
+        "heard": report["heard_streams"], "model": worker.spec.name,
+        "relay_frames_out": sum(p.frames for p in pipelines) * (CLIENTS - 1),
+        "relay_frames_dropped": sum(drops.values()),
+    }
+    print("\nLOAD", json.dumps(summary))
+    print("SAMPLES", [(round(s[0]), round(s[1]), s[2], s[3]) for s in samples])
+    assert len(pipelines) == CLIENTS
+    expected = SECONDS * 0.6  # hop 1 s: about one window per second of call
+    assert all(n >= expected for n in scored.values()), scored
+    assert all(n == CLIENTS - 1 for n in report["heard_streams"].values()), report
+    assert summary["max_mailbox"] <= 1  # live mailboxes hold the newest window only
+    assert summary["max_relay_backlog"] < 50  # < 1 s of audio waiting for any listener
+    assert steady[-1][1] - steady[0][1] < 60.0, summary["rss_mb_first_last"]  # flat memory
