@@ -115,13 +115,12 @@ def build() -> tuple[FloatArray, list[tuple[Section, float, float]]]:
 
 
 def sidecar(table: list[tuple[Section, float, float]]) -> str:
-    lines = ["# sample_call.flac", "",
-             "A synthetic demo call made by `python -m train.make_sample_call`: espeak-ng speech, "
+    intro = ("A synthetic demo call made by `python -m train.make_sample_call`: espeak-ng speech, "
              "noise synthesised in code, degraded with `train.degrade`. Nothing in it comes from "
-             "recorded corpora. 16 kHz mono 16-bit FLAC.", "",
-             "Formant-synthesised speech sounds robotic, so absolute MOS is low even in the clean "
-             "section (NISQA gives it about 1.5–2); watch how each dimension moves between sections.",
-             "",
+             "recorded corpora. 16 kHz mono 16-bit FLAC.")
+    caveat = ("Formant-synthesised speech sounds robotic, so absolute MOS is low even in the clean "
+              "section (NISQA gives it about 1.5–2); watch how each dimension moves between sections.")
+    lines = ["# sample_call.flac", "", intro, "", caveat, "",
              "| section | start s | end s | what changes |", "| --- | --- | --- | --- |"]
     lines += [f"| {s.name} | {a:.1f} | {b:.1f} | {s.what} |" for s, a, b in table]
     return "\n".join(lines) + "\n"
