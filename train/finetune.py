@@ -65,6 +65,7 @@ class FinetuneConfig:
     max_minutes: float = 30.0
     grad_clip: float = 5.0
     val_max_clips: int = 0  # 0 = whole val split
+    val_minutes: float = 0.0  # > 0: also validate (and maybe write best.pt) this often within an epoch
     checkpoint_minutes: float = 5.0
     log_every: int = 25
     device: str = "auto"
@@ -165,6 +166,31 @@ def main(argv: list[str] | None = None) -> int:
                                "val": val or {}})
 
     budget, every = Budget(cfg.max_minutes), Every(cfg.checkpoint_minutes)
+    vals = Every(cfg.val_minutes) if cfg.val_minutes > 0 else None
+
+    def validate_and_save(ep: int, batch_pos: int, n_batches: int, losses: list[float]) -> None:
+        """Val PCC/RMSE per dimension; best.pt when val MOS PCC improved; always last.pt."""
+        nonlocal best_pcc
+        pred, target = predict(model, val_ds, device, cfg.batch_size)
+        model.train()
+        val = per_dimension(pred, target, DIMENSIONS)
+        mos_pcc = val["mos"]["pcc"] if math.isfinite(val["mos"]["pcc"]) else -math.inf
+        improved = mos_pcc > best_pcc
+        best_pcc = max(best_pcc, mos_pcc)
+        mean_loss = float(np.mean(losses)) if losses else math.nan
+        run.append_metrics({
+            "epochs_done": ep + batch_pos / max(n_batches, 1), "step": step, "train_loss": mean_loss,
+            **{f"val_pcc_{d}": val[d]["pcc"] for d in DIMENSIONS},
+            **{f"val_rmse_{d}": val[d]["rmse"] for d in DIMENSIONS},
+            **{f"sigma_{d}": sg for d, sg in zip(DIMENSIONS, loss_fn.sigmas().cpu().tolist())},
+            "elapsed_s": budget.elapsed_s,
+        })
+        run.log.info("step %d (epoch %d, batch %d): train loss %.4f val PCC %s%s", step, ep, batch_pos, mean_loss,
+                     " ".join(f"{d}={val[d]['pcc']:.3f}" for d in DIMENSIONS), " (best)" if improved else "")
+        if improved:
+            save(run.best, ep, batch_pos, val)
+        save(run.last, ep, batch_pos, val)
+
     stopped = False
     while epoch < cfg.epochs and not stopped:
         train_ds.set_epoch(epoch)
@@ -193,37 +219,18 @@ def main(argv: list[str] | None = None) -> int:
                 run.append_metrics({"step": step, "epoch": epoch, "loss": losses[-1], "grad_norm": grad_norm,
                                     **{f"mse_{d}": v for d, v in zip(DIMENSIONS, mse.tolist())}}, "steps.csv")
             if budget.expired():
-                save(run.last, epoch, bi + 1)
-                run.log.info("wall-clock budget of %.1f min reached at step %d; saved %s",
-                             cfg.max_minutes, step, run.last)
+                run.log.info("wall-clock budget of %.1f min reached at step %d", cfg.max_minutes, step)
+                validate_and_save(epoch, bi + 1, len(batches), losses)
                 stopped = True
                 break
-            if every.due():
+            if vals is not None and vals.due():
+                validate_and_save(epoch, bi + 1, len(batches), losses)
+            elif every.due():
                 save(run.last, epoch, bi + 1)
         bar.close()
-        if stopped:
-            break
-        pred, target = predict(model, val_ds, device, cfg.batch_size)
-        val = per_dimension(pred, target, DIMENSIONS)
-        mos_pcc = val["mos"]["pcc"] if math.isfinite(val["mos"]["pcc"]) else -math.inf
-        improved = mos_pcc > best_pcc
-        best_pcc = max(best_pcc, mos_pcc)
-        sigmas = loss_fn.sigmas().cpu().tolist()
-        run.append_metrics({
-            "epoch": epoch, "step": step,
-            "train_loss": float(np.mean(losses)) if losses else math.nan,
-            **{f"val_pcc_{d}": val[d]["pcc"] for d in DIMENSIONS},
-            **{f"val_rmse_{d}": val[d]["rmse"] for d in DIMENSIONS},
-            **{f"sigma_{d}": s for d, s in zip(DIMENSIONS, sigmas)},
-            "elapsed_s": budget.elapsed_s,
-        })
-        run.log.info("epoch %d done: loss %.4f val PCC %s%s", epoch,
-                     float(np.mean(losses)) if losses else math.nan,
-                     " ".join(f"{d}={val[d]['pcc']:.3f}" for d in DIMENSIONS), " (best)" if improved else "")
-        epoch, first_batch = epoch + 1, 0
-        if improved:
-            save(run.best, epoch, 0, val)
-        save(run.last, epoch, 0, val)
+        if not stopped:
+            epoch, first_batch = epoch + 1, 0
+            validate_and_save(epoch, 0, len(batches), losses)
     run.log.info("finished at step %d, epoch %d; best val MOS PCC %.4f", step, epoch, best_pcc)
     run.close()
     return 0

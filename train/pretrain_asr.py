@@ -63,6 +63,7 @@ class AsrConfig:
     time_masks: int = 2
     time_mask_frames: int = 40
     eval_max_utts: int = 400  # 0 = the whole test split
+    eval_minutes: float = 0.0  # > 0: also decode the test split (and maybe write best.pt) this often
     checkpoint_minutes: float = 5.0
     log_every: int = 25
     device: str = "auto"
@@ -188,8 +189,29 @@ def main(argv: list[str] | None = None) -> int:
                         extra={"epoch": ep, "batch": batch, "best_cer": best_cer, "asr": asdict(cfg)})
 
     budget, every = Budget(cfg.max_minutes), Every(cfg.checkpoint_minutes)
+    evals = Every(cfg.eval_minutes) if cfg.eval_minutes > 0 else None
     steps_per_epoch = len(length_batches(train_ds.durations_s(), max_batch_s=cfg.batch_s, seed=cfg.seed))
     total_steps = cfg.epochs * steps_per_epoch
+
+    def eval_and_save(ep: int, batch_pos: int, n_batches: int, losses: list[float]) -> None:
+        """Decode the test split, log, write best.pt when CER improved and always last.pt."""
+        nonlocal best_cer
+        c, w, pairs = evaluate_ctc(model, test_ds, device, cfg.batch_s)
+        model.train()
+        for ref, hyp in pairs[:2]:
+            run.log.info("  ref: %s\n  hyp: %s", ref, hyp)
+        improved = c < best_cer
+        best_cer = min(best_cer, c)
+        mean_loss = float(np.mean(losses)) if losses else math.nan
+        run.append_metrics({"epochs_done": ep + batch_pos / max(n_batches, 1), "step": step, "train_loss": mean_loss,
+                            "test_cer": c, "test_wer": w, "lr": opt.param_groups[0]["lr"],
+                            "elapsed_s": budget.elapsed_s})
+        run.log.info("step %d (epoch %d, batch %d): train loss %.4f test CER %.4f WER %.4f%s", step, ep,
+                     batch_pos, mean_loss, c, w, " (best)" if improved else "")
+        if improved:
+            save(run.best, ep, batch_pos)
+        save(run.last, ep, batch_pos)
+
     stopped = False
     while epoch < cfg.epochs and not stopped:
         batches = length_batches(train_ds.durations_s(), max_batch_s=cfg.batch_s, seed=cfg.seed, epoch=epoch)
@@ -217,30 +239,18 @@ def main(argv: list[str] | None = None) -> int:
                 run.append_metrics({"step": step, "epoch": epoch, "loss": losses[-1], "grad_norm": grad_norm,
                                     "lr": opt.param_groups[0]["lr"], "elapsed_s": budget.elapsed_s}, "steps.csv")
             if budget.expired():
-                save(run.last, epoch, bi + 1)
-                run.log.info("wall-clock budget of %.1f min reached at step %d; saved %s",
-                             cfg.max_minutes, step, run.last)
+                run.log.info("wall-clock budget of %.1f min reached at step %d", cfg.max_minutes, step)
+                eval_and_save(epoch, bi + 1, len(batches), losses)
                 stopped = True
                 break
-            if every.due():
+            if evals is not None and evals.due():
+                eval_and_save(epoch, bi + 1, len(batches), losses)
+            elif every.due():
                 save(run.last, epoch, bi + 1)
         bar.close()
-        if stopped:
-            break
-        c, w, pairs = evaluate_ctc(model, test_ds, device, cfg.batch_s)
-        for ref, hyp in pairs[:2]:
-            run.log.info("  ref: %s\n  hyp: %s", ref, hyp)
-        improved = c < best_cer
-        best_cer = min(best_cer, c)
-        run.append_metrics({"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)) if losses else math.nan,
-                            "test_cer": c, "test_wer": w, "lr": opt.param_groups[0]["lr"],
-                            "elapsed_s": budget.elapsed_s})
-        run.log.info("epoch %d done: loss %.4f test CER %.4f WER %.4f%s", epoch,
-                     float(np.mean(losses)) if losses else math.nan, c, w, " (best)" if improved else "")
-        epoch, first_batch = epoch + 1, 0
-        if improved:
-            save(run.best, epoch, 0)
-        save(run.last, epoch, 0)
+        if not stopped:
+            epoch, first_batch = epoch + 1, 0
+            eval_and_save(epoch, 0, len(batches), losses)
     run.log.info("finished at step %d, epoch %d; best test CER %.4f", step, epoch, best_cer)
     run.close()
     return 0

@@ -49,7 +49,8 @@ class ProbeConfig:
     manifest: str = ""  # empty: <[simulate].out_dir>/manifest.csv, else cache/sim/manifest.csv
     cache_dir: str = "cache/probe"
     out_dir: str = "results/probing"
-    max_clips_per_split: int = 0  # 0 = all
+    max_clips_per_split: int = 0  # 0 = all (spread evenly over the split)
+    crop_s: float = 0.0  # > 0: encode one seeded random crop of this length per clip (cheaper)
     extract_batch_size: int = 8
     hidden: int = 32
     lr: float = 1e-3
@@ -86,10 +87,11 @@ class LayerFeatures:
                 torch.from_numpy(np.where(mask, t, 0.0).astype(np.float32)), torch.from_numpy(mask))
 
 
-def cache_key(checkpoint: Path, manifest: Path, max_clips: int) -> str:
-    """Changes whenever the encoder weights, the manifest or the clip cap change."""
+def cache_key(checkpoint: Path, manifest: Path, cfg: ProbeConfig) -> str:
+    """Changes whenever the encoder weights, the manifest, the clip cap or the crop change."""
     parts = [f"{p.resolve()}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in (checkpoint, manifest)]
-    return hashlib.sha1("|".join([*parts, str(max_clips)]).encode()).hexdigest()[:12]
+    parts += [str(cfg.max_clips_per_split), str(cfg.crop_s), str(cfg.seed)]
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
 
 
 def _subset(items: list[Any], n: int) -> list[Any]:
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    cache = Path(cfg.cache_dir) / cache_key(checkpoint, manifest, cfg.max_clips_per_split)
+    cache = Path(cfg.cache_dir) / cache_key(checkpoint, manifest, cfg)
     sr = model_cfg.frontend.sample_rate_hz
     t0 = time.monotonic()
     for split in SPLITS:
@@ -229,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         if not items:
             raise ConfigError(f"{manifest}: no labelled clips in split {split!r}")
         run.log.info("encoding %d %s clips -> %s", len(items), split, cache / split)
-        extract_split(model, QualityDataset(items, sr, cache=False), cache / split, device, cfg.extract_batch_size)
+        ds = QualityDataset(items, sr, crop_s=cfg.crop_s, seed=cfg.seed, cache=False)
+        extract_split(model, ds, cache / split, device, cfg.extract_batch_size)
     run.log.info("features ready in %.0f s", time.monotonic() - t0)
 
     budget = Budget(cfg.max_minutes)

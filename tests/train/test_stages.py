@@ -152,7 +152,7 @@ def test_pretrain_asr_loss_falls_and_resumes(work: Path, asr_run: Path) -> None:
     assert n == 3 * 3  # 4 train clips in batches of 1.6 padded seconds: 3 batches per epoch
     assert all(math.isfinite(v) for v in losses)
     epochs = _rows(asr_run / "metrics.csv")
-    assert [int(r["epoch"]) for r in epochs] == [0, 1, 2] and 0 <= float(epochs[-1]["test_cer"]) <= 1.5
+    assert [float(r["epochs_done"]) for r in epochs] == [1, 2, 3] and 0 <= float(epochs[-1]["test_cer"]) <= 1.5
     epoch_losses = [float(r["train_loss"]) for r in epochs]  # same clips each epoch: overfitting
     assert epoch_losses[-1] < 0.8 * epoch_losses[0]
     assert (asr_run / "config.resolved.toml").read_text().count("[asr]") == 1
@@ -172,10 +172,12 @@ def test_pretrain_asr_budget_stops_mid_epoch_and_resumes_there(work: Path) -> No
     run = work / "runs" / "asr-budget"
     ckpt = load_checkpoint(run / "last.pt")
     assert ckpt["step"] == 1 and ckpt["extra"]["epoch"] == 0 and ckpt["extra"]["batch"] == 1
-    assert not (run / "metrics.csv").exists()  # the epoch never finished
+    # stopping by budget still evaluates, so a short run always leaves a best.pt behind
+    (row,) = _rows(run / "metrics.csv")
+    assert float(row["epochs_done"]) == pytest.approx(1 / 3, abs=1e-4) and (run / "best.pt").exists()
     assert pretrain_asr.main(args) == 0
     assert load_checkpoint(run / "last.pt")["step"] == 3  # the remaining 2 batches, not 3
-    assert len(_rows(run / "metrics.csv")) == 1
+    assert len(_rows(run / "metrics.csv")) == 2
 
 
 def test_spec_augment_masks_only_in_training() -> None:
@@ -315,3 +317,14 @@ def test_sanity_end_to_end_on_checkpoint(work: Path, ft_run: Path) -> None:
                                      "narrowband", "quiet", "loud-clipped"}
     assert all(1.0 <= v <= 5.0 for row in report["scores"].values() for v in row.values())
     assert "checks passed" in (work / "results" / "sanity" / "sanity.md").read_text()
+
+
+def test_finetune_budget_stop_still_validates(work: Path, asr_run: Path) -> None:
+    args = [*_cfg(work), "--set", "finetune.run=ft-budget", "--set", "finetune.batch_size=2",
+            "--set", "finetune.max_minutes=1e-9"]
+    assert finetune.main(args) == 0
+    run = work / "runs" / "ft-budget"
+    (row,) = _rows(run / "metrics.csv")
+    assert float(row["epochs_done"]) == pytest.approx(1 / 3, abs=1e-4)
+    best = load_checkpoint(run / "best.pt")
+    assert best["step"] == 1 and best["extra"]["batch"] == 1 and math.isfinite(best["extra"]["val"]["noi"]["rmse"])
