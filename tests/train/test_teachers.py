@@ -12,9 +12,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("nisqa")
 pytest.importorskip("librosa")
 
-from train import degrade as dg  # noqa: E402
-from train.asr_data import DEFAULT_DATA_ROOT  # noqa: E402
-from train.teachers import DnsmosTeacher, LabelConfig, NisqaTeacher, label  # noqa: E402
+from train import degrade as dg
+from train.asr_data import DEFAULT_DATA_ROOT
+from train.teachers import DnsmosTeacher, LabelConfig, NisqaTeacher, label
 
 SR = 16000
 DATA = Path(__import__("os").environ.get("LIVESQA_DATA_ROOT", str(DEFAULT_DATA_ROOT)))
