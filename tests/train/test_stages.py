@@ -328,3 +328,25 @@ def test_finetune_budget_stop_still_validates(work: Path, asr_run: Path) -> None
     assert float(row["epochs_done"]) == pytest.approx(1 / 3, abs=1e-4)
     best = load_checkpoint(run / "best.pt")
     assert best["step"] == 1 and best["extra"]["batch"] == 1 and math.isfinite(best["extra"]["val"]["noi"]["rmse"])
+
+
+@pytest.mark.parametrize("config", ["configs/train/small.toml", "configs/train/paper.toml"])
+def test_shipped_configs_build_every_loop_section(config: str) -> None:
+    from train.config import ModelConfig, build, load_toml
+
+    path = Path(__file__).resolve().parents[2] / config
+    for row, (init, la) in {"ft-asr-la": ("asr", True), "ft-asr-last": ("asr", False),
+                            "ft-scratch-la": ("scratch", True)}.items():
+        overrides = [f"finetune.init={init}", f"model.head.layer_attention={str(la).lower()}"]
+        cfg = load_toml(path, overrides)
+        ft = build(finetune.FinetuneConfig, cfg["finetune"])
+        assert finetune.run_name(ft, ModelConfig.from_dict(cfg["model"])) == row
+    cfg = load_toml(path)
+    for section, cls in [("asr", pretrain_asr.AsrConfig), ("probe", probe.ProbeConfig),
+                         ("evaluate", evaluate.EvaluateConfig), ("sanity", sanity.SanityConfig)]:
+        built = build(cls, cfg[section])
+        assert isinstance(built, cls)
+    # evaluate's default rows are exactly the three fine-tuning runs of the same config
+    runs_dir = cfg["finetune"].get("runs_dir", "runs")
+    assert list(build(evaluate.EvaluateConfig, cfg["evaluate"]).models) == [
+        f"{runs_dir}/{r}/best.pt" for r in ("ft-asr-la", "ft-asr-last", "ft-scratch-la")]
