@@ -257,7 +257,9 @@ class ModelConfig:
 
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     encoder: EncoderConfig = field(
-        default_factory=lambda: EncoderConfig(n_layers=6, d_model=144, n_heads=4)
+        default_factory=lambda: EncoderConfig(
+            n_layers=8, d_model=144, n_heads=4, conv_kernel=15, subsampling_channels=64
+        )  # configs/train/small.toml
     )
     head: HeadConfig = field(default_factory=HeadConfig)
     vocab_size: int = 29
