@@ -111,6 +111,12 @@ def read_quality_manifest(
     return items
 
 
+def manifest_teachers(manifest: str | Path) -> list[str]:
+    """The distinct non-empty ``teacher`` values of a quality manifest (who made the labels)."""
+    with Path(manifest).open(newline="", encoding="utf-8") as f:
+        return sorted({r.get("teacher") or "" for r in csv.DictReader(f)} - {""})
+
+
 class _AudioCache:
     """Decoded clips kept as int16 in memory (half the size of float32) after first use."""
 

@@ -31,7 +31,7 @@ from livesqa.audio import read_audio
 from livesqa.errors import ConfigError, LivesqaError
 from livesqa.spec import DIMENSIONS
 from train.asr_data import resolve_data_root
-from train.data import read_quality_manifest
+from train.data import manifest_teachers, read_quality_manifest
 from train.finetune import sim_manifest
 from train.metrics import per_dimension
 from train.rundir import load_section, stage_parser
@@ -74,10 +74,8 @@ def sim_test_set(manifest: Path, max_clips: int) -> EvalSet:
         items = [items[i] for i in np.linspace(0, len(items) - 1, max_clips).round().astype(int)]
     if not items:
         raise ConfigError(f"{manifest}: no labelled clips in the test split")
-    teachers = set()
-    with manifest.open(newline="", encoding="utf-8") as f:
-        teachers = {r.get("teacher", "") for r in csv.DictReader(f)} - {""}
-    note = f"targets are teacher labels ({', '.join(sorted(teachers)) or 'unknown teacher'})"
+    teachers = manifest_teachers(manifest)
+    note = f"targets are teacher labels ({', '.join(teachers) or 'unknown teacher'})"
     return EvalSet("sim-test", [it.path for it in items], np.array([it.targets for it in items]), note)
 
 

@@ -29,7 +29,7 @@ from livesqa.errors import ConfigError
 from livesqa.spec import DIMENSIONS
 from train.checkpoint import init_encoder_from_asr, load_checkpoint, save_checkpoint
 from train.config import ModelConfig
-from train.data import QualityDataset, collate_quality, length_batches, read_quality_manifest
+from train.data import QualityDataset, collate_quality, length_batches, manifest_teachers, read_quality_manifest
 from train.losses import UncertaintyLoss
 from train.metrics import per_dimension
 from train.model import QualityModel
@@ -159,11 +159,19 @@ def main(argv: list[str] | None = None) -> int:
                  len(train_ds), len(val_ds), cfg.init, model_cfg.head.layer_attention,
                  model.n_params() / 1e6, device)
 
+    teachers = manifest_teachers(manifest)
+    provenance = {
+        "training_data": f"livesqa simulated corpus {manifest} (teacher labels: {', '.join(teachers) or 'unknown'})",
+        # NISQA's weights are CC BY-NC-SA 4.0; a model trained on its outputs says so
+        "licence": "CC BY-NC-SA 4.0 (trained on NISQA outputs)" if any("nisqa" in t.lower() for t in teachers)
+        else "unknown",
+    }
+
     def save(path: Path, ep: int, batch: int, val: dict[str, Any] | None = None) -> None:
         save_checkpoint(path, model, model_cfg, stage="quality", optimizer=opt, step=step,
                         extra={"epoch": ep, "batch": batch, "best_val_mos_pcc": best_pcc,
                                "loss_state": loss_fn.state_dict(), "finetune": asdict(cfg),
-                               "val": val or {}})
+                               "val": val or {}, **provenance})
 
     budget, every = Budget(cfg.max_minutes), Every(cfg.checkpoint_minutes)
     vals = Every(cfg.val_minutes) if cfg.val_minutes > 0 else None

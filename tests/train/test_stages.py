@@ -219,6 +219,7 @@ def test_finetune_trains_validates_and_resumes(work: Path, ft_run: Path) -> None
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
     best = load_checkpoint(ft_run / "best.pt")
     assert best["stage"] == "quality" and "mos" in best["extra"]["val"]
+    assert "teacher labels: fake" in best["extra"]["training_data"] and best["extra"]["licence"] == "unknown"
     assert finetune.main([*_cfg(work), "--set", "finetune.epochs=4"]) == 0
     assert load_checkpoint(ft_run / "last.pt")["step"] == 4
     assert len(_rows(ft_run / "metrics.csv")) == 4
@@ -350,3 +351,22 @@ def test_shipped_configs_build_every_loop_section(config: str) -> None:
     runs_dir = cfg["finetune"].get("runs_dir", "runs")
     assert list(build(evaluate.EvaluateConfig, cfg["evaluate"]).models) == [
         f"{runs_dir}/{r}/best.pt" for r in ("ft-asr-la", "ft-asr-last", "ft-scratch-la")]
+
+
+def test_onnx_export_scores_like_the_checkpoint(work: Path, ft_run: Path) -> None:
+    """evaluate/sanity accept ONNX files: same scores as the torch checkpoint (parity)."""
+    from livesqa.spec import ModelSpec
+    from train.export import export_onnx
+    from train.scorers import model_scorer
+
+    model, _, _ = load_model(ft_run / "best.pt")
+    spec = ModelSpec(name="tiny", version="0", sample_rate_hz=SR, window_samples=SR, hop_samples=SR // 2)
+    onnx_path = export_onnx(model, work / "tiny.onnx", spec)
+    wav = _tone(1.3, 440, np.random.default_rng(5), snr_db=10)
+    torch_scores = model_scorer(ft_run / "best.pt").score(wav, SR)
+    onnx_scores = model_scorer(onnx_path).score(wav, SR)
+    assert onnx_scores.shape == (5,) and np.allclose(onnx_scores, torch_scores, atol=1e-3)
+    # resampling happens inside the scorer: a 48 kHz copy scores (almost) the same
+    from livesqa.audio import resample
+
+    assert np.allclose(model_scorer(onnx_path).score(resample(wav, SR, 48000), 48000), onnx_scores, atol=0.05)
