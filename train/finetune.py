@@ -29,7 +29,13 @@ from livesqa.errors import ConfigError
 from livesqa.spec import DIMENSIONS
 from train.checkpoint import init_encoder_from_asr, load_checkpoint, save_checkpoint
 from train.config import ModelConfig
-from train.data import QualityDataset, collate_quality, length_batches, manifest_teachers, read_quality_manifest
+from train.data import (
+    QualityDataset,
+    collate_quality,
+    length_batches,
+    manifest_teachers,
+    read_quality_manifest,
+)
 from train.losses import UncertaintyLoss
 from train.metrics import per_dimension
 from train.model import QualityModel

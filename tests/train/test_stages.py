@@ -345,8 +345,7 @@ def test_shipped_configs_build_every_loop_section(config: str) -> None:
     cfg = load_toml(path)
     for section, cls in [("asr", pretrain_asr.AsrConfig), ("probe", probe.ProbeConfig),
                          ("evaluate", evaluate.EvaluateConfig), ("sanity", sanity.SanityConfig)]:
-        built = build(cls, cfg[section])
-        assert isinstance(built, cls)
+        assert isinstance(build(cls, cfg[section]), cls)
     # evaluate's default rows are exactly the three fine-tuning runs of the same config
     runs_dir = cfg["finetune"].get("runs_dir", "runs")
     assert list(build(evaluate.EvaluateConfig, cfg["evaluate"]).models) == [
