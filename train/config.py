@@ -238,9 +238,10 @@ class EncoderConfig:
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """Quality head: layer attention (or last layer only), pooling width, score range."""
+    """Quality head: layer attention (or last layer only), level input, pooling, score range."""
 
     layer_attention: bool = True
+    level_input: bool = True  # see train.heads.QualityHead; false = the paper's head exactly
     pool_hidden: int = 128
     n_outputs: int = 5
     score_min: float = 1.0

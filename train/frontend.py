@@ -99,21 +99,31 @@ class LogMel(nn.Module):
         self, wav: torch.Tensor, wav_lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``wav_lengths=None`` means every row is full length (the ONNX path, no masking)."""
+        logmel, lengths, _ = self.analyse(wav, wav_lengths)
+        return logmel, lengths
+
+    def analyse(
+        self, wav: torch.Tensor, wav_lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """As :meth:`forward`, plus each row's mean log-mel over valid frames ``[B, n_mels]``.
+
+        That mean is what CMS removes: the utterance's level and long-term spectrum. It is
+        returned so the quality head can still judge loudness (CMS makes the features of
+        ``x`` and ``g * x`` identical).
+        """
         spec = torch.nn.functional.conv1d(wav.unsqueeze(1), self.dft, stride=self.hop_samples)
         real, imag = spec[:, : self.n_bins], spec[:, self.n_bins :]
         power = (real * real + imag * imag).transpose(1, 2)  # [B, F, n_bins]
         logmel = torch.log(torch.clamp(power @ self.fbank, min=LOG_FLOOR))  # [B, F, n_mels]
         if wav_lengths is None:
+            mean = logmel.mean(dim=1)
             if self.cfg.cms:
-                logmel = logmel - logmel.mean(dim=1, keepdim=True)
-            return logmel, None
+                logmel = logmel - mean[:, None, :]
+            return logmel, None, mean
         lengths = frame_lengths(wav_lengths, self.win_samples, self.hop_samples)
         mask = length_mask(lengths, logmel.shape[1]).unsqueeze(-1)  # [B, F, 1]
         logmel = logmel.masked_fill(~mask, 0.0)
+        mean = logmel.sum(dim=1) / lengths.clamp(min=1).to(logmel.dtype)[:, None]
         if self.cfg.cms:
-            mean = (
-                logmel.sum(dim=1, keepdim=True)
-                / lengths.clamp(min=1).to(logmel.dtype)[:, None, None]
-            )
-            logmel = (logmel - mean).masked_fill(~mask, 0.0)
-        return logmel, lengths
+            logmel = (logmel - mean[:, None, :]).masked_fill(~mask, 0.0)
+        return logmel, lengths, mean

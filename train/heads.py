@@ -16,6 +16,7 @@ from train.config import HeadConfig
 from train.frontend import length_mask
 
 STD_FLOOR = 1e-5  # variance floor: keeps sqrt's gradient finite on constant inputs
+LEVEL_SCALE = 10.0  # log-power units (10 nepers ~ 43 dB) -> O(1) inputs for the level unit
 
 
 class AttentiveStatsPooling(nn.Module):
@@ -49,9 +50,13 @@ class ScoreReadout(nn.Module):
         self.score_min = score_min
         self.score_span = score_max - score_min
 
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        """``[B, K, P]`` -> scores ``[B, K]``."""
+    def forward(
+        self, pooled: torch.Tensor, extra_logits: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``[B, K, P]`` (+ optional ``[B, K]`` added before the sigmoid) -> scores ``[B, K]``."""
         logits = (pooled * self.weight[None]).sum(dim=-1) + self.bias
+        if extra_logits is not None:
+            logits = logits + extra_logits
         return self.score_min + self.score_span * torch.sigmoid(logits)
 
 
@@ -108,14 +113,34 @@ class QualityHead(nn.Module):
     """Encoder block outputs -> five scores ``[B, n_outputs]``.
 
     ``layer_attention=False`` reads only the last block (the paper's "last layer" row).
+    ``level_input=True`` adds a linear term on the utterance's mean log-mel (``level_dim``
+    values, what CMS removed), so loudness stays observable; it starts at zero, i.e. as
+    the paper's head, and ``--set model.head.level_input=false`` is the paper exactly.
     """
 
-    def __init__(self, d_model: int, n_layers: int, cfg: HeadConfig) -> None:
+    def __init__(self, d_model: int, n_layers: int, cfg: HeadConfig, level_dim: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
         self.layer_attention = LayerAttention(d_model, n_layers) if cfg.layer_attention else None
         self.probe = Probe(d_model, cfg.pool_hidden, cfg.n_outputs, cfg.score_min, cfg.score_max)
+        self.level: nn.Linear | None = None
+        if cfg.level_input and level_dim > 0:
+            self.level = nn.Linear(level_dim, cfg.n_outputs)
+            nn.init.zeros_(self.level.weight)
+            nn.init.zeros_(self.level.bias)
 
-    def forward(self, layers: list[torch.Tensor], lengths: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self,
+        layers: list[torch.Tensor],
+        lengths: torch.Tensor | None,
+        level: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``layers``: block outputs ``[B, T, d]``; ``level``: mean log-mel ``[B, level_dim]``."""
         x = layers[-1] if self.layer_attention is None else self.layer_attention(layers)
-        return self.probe(x, lengths)
+        pooled = self.probe.pool(self.probe.fc(x), lengths)
+        extra = None
+        if self.level is not None:
+            if level is None:
+                raise ValueError("this head was built with level_input=True: pass level")
+            extra = self.level(level / LEVEL_SCALE)
+        return self.probe.readout(pooled, extra)

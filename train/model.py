@@ -37,7 +37,7 @@ class QualityModel(nn.Module):
         self.frontend = LogMel(cfg.frontend)
         self.encoder = ConformerEncoder(cfg.frontend.n_mels, enc)
         self.ctc_head = nn.Linear(enc.d_model, cfg.vocab_size)
-        self.quality_head = QualityHead(enc.d_model, enc.n_layers, cfg.head)
+        self.quality_head = QualityHead(enc.d_model, enc.n_layers, cfg.head, cfg.frontend.n_mels)
 
     def features(
         self, wav: torch.Tensor, wav_lengths: torch.Tensor
@@ -49,10 +49,13 @@ class QualityModel(nn.Module):
 
     def _run(
         self, wav: torch.Tensor, wav_lengths: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor], torch.Tensor | None]:
-        feats, feat_lengths = self.frontend(wav, wav_lengths)
+    ) -> tuple[
+        torch.Tensor, torch.Tensor | None, torch.Tensor, list[torch.Tensor], torch.Tensor | None
+    ]:
+        """(log-mel, its lengths, mean log-mel [B, n_mels], block outputs, their lengths)."""
+        feats, feat_lengths, level = self.frontend.analyse(wav, wav_lengths)
         blocks, lengths = self.encoder(feats, feat_lengths)
-        return feats, feat_lengths, blocks, lengths
+        return feats, feat_lengths, level, blocks, lengths
 
     def encode(self, wav: torch.Tensor, wav_lengths: torch.Tensor | None = None) -> EncoderOutput:
         """Every layer's output (log-mel first) with valid lengths, for probing and analysis."""
@@ -60,7 +63,7 @@ class QualityModel(nn.Module):
             wav_lengths = torch.full(
                 (wav.shape[0],), wav.shape[1], dtype=torch.long, device=wav.device
             )
-        feats, feat_lengths, blocks, lengths = self._run(wav, wav_lengths)
+        feats, feat_lengths, _, blocks, lengths = self._run(wav, wav_lengths)
         assert feat_lengths is not None and lengths is not None
         return EncoderOutput(
             layers=[feats, *blocks], lengths=[feat_lengths] + [lengths] * len(blocks)
@@ -70,14 +73,14 @@ class QualityModel(nn.Module):
         self, wav: torch.Tensor, wav_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """CTC log-probabilities ``[B, F', vocab]`` (blank = 0) and output lengths ``[B]``."""
-        _, _, blocks, lengths = self._run(wav, wav_lengths)
+        _, _, _, blocks, lengths = self._run(wav, wav_lengths)
         assert lengths is not None
         return torch.log_softmax(self.ctc_head(blocks[-1]), dim=-1), lengths
 
     def forward(self, wav: torch.Tensor, wav_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Scores ``[B, n_outputs]`` (mos, noi, col, dis, loud); ``wav_lengths=None``: full rows."""
-        _, _, blocks, lengths = self._run(wav, wav_lengths)
-        return self.quality_head(blocks, lengths)
+        _, _, level, blocks, lengths = self._run(wav, wav_lengths)
+        return self.quality_head(blocks, lengths, level)
 
     def n_params(self, part: str | None = None) -> int:
         """Parameter count of the whole model or one submodule (e.g. ``"encoder"``)."""

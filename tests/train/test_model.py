@@ -16,11 +16,19 @@ from train.model import QualityModel
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def tiny(layer_attention: bool = True, n_layers: int = 2) -> ModelConfig:
+def tiny(layer_attention: bool = True, n_layers: int = 2, level_input: bool = True) -> ModelConfig:
     return ModelConfig(
         encoder=EncoderConfig(n_layers=n_layers, d_model=32, n_heads=4, conv_kernel=7, dropout=0.0),
-        head=HeadConfig(layer_attention=layer_attention, pool_hidden=16),
+        head=HeadConfig(layer_attention=layer_attention, level_input=level_input, pool_hidden=16),
     )
+
+
+def with_level_weights(model: QualityModel) -> QualityModel:
+    """The level unit starts at zero; give it weights so tests can see it."""
+    assert model.quality_head.level is not None
+    with torch.no_grad():
+        model.quality_head.level.weight.normal_(0.0, 1.0)
+    return model
 
 
 @pytest.mark.parametrize("name", ["small", "paper"])
@@ -59,7 +67,7 @@ def test_ctc_log_probs_normalised() -> None:
 @pytest.mark.parametrize("layer_attention", [True, False])
 def test_padding_does_not_change_a_sample(layer_attention: bool) -> None:
     torch.manual_seed(0)
-    model = QualityModel(tiny(layer_attention)).eval()
+    model = with_level_weights(QualityModel(tiny(layer_attention))).eval()
     x = torch.randn(1, 7000) * 0.1
     batch = torch.cat([torch.cat([x, torch.randn(1, 5000)], dim=1), torch.randn(1, 12000) * 0.1])
     with torch.no_grad():
@@ -142,3 +150,18 @@ def test_checkpoint_round_trip_and_asr_init(tmp_path: Path) -> None:
         save_checkpoint(tmp_path / "x.pt", asr, asr.cfg, stage="bogus")
     with pytest.raises(ConfigError):
         load_model(tmp_path / "missing.pt")
+
+
+def test_level_input_sees_gain_that_cms_hides() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(1, 8000) * 0.05
+    paper = QualityModel(tiny(level_input=False)).eval()
+    assert paper.quality_head.level is None
+    ours = with_level_weights(QualityModel(tiny(level_input=True))).eval()
+    with torch.no_grad():
+        # CMS: a pure gain shifts every log-mel by a constant, removed by the mean
+        torch.testing.assert_close(paper(x * 8.0), paper(x), atol=1e-4, rtol=0)
+        assert float((ours(x * 8.0) - ours(x)).abs().max()) > 0.05
+    fresh = QualityModel(tiny(level_input=True)).eval()  # zero-initialised: starts as the paper's
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x * 8.0), fresh(x), atol=1e-4, rtol=0)
