@@ -77,7 +77,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path) -> tuple[QualityModel, ModelConfig, dict[str, Any]]:
     """Rebuild the model from a checkpoint, in eval mode; returns (model, config, checkpoint)."""
     ckpt = load_checkpoint(path)
-    cfg = ModelConfig.from_dict(ckpt["model_config"])
+    model_config = dict(ckpt["model_config"])
+    head = dict(model_config.get("head", {}))
+    head.setdefault("level_input", False)  # checkpoints from before the level input existed
+    model_config["head"] = head
+    cfg = ModelConfig.from_dict(model_config)
     model = QualityModel(cfg)
     try:
         model.load_state_dict(ckpt["state_dict"])

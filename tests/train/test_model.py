@@ -165,3 +165,13 @@ def test_level_input_sees_gain_that_cms_hides() -> None:
     fresh = QualityModel(tiny(level_input=True)).eval()  # zero-initialised: starts as the paper's
     with torch.no_grad():
         torch.testing.assert_close(fresh(x * 8.0), fresh(x), atol=1e-4, rtol=0)
+
+
+def test_checkpoint_without_level_input_key_loads(tmp_path: Path) -> None:
+    model = QualityModel(tiny(level_input=False))
+    path = save_checkpoint(tmp_path / "old.pt", model, model.cfg, stage="quality")
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["model_config"]["head"]["level_input"]  # as written before the key existed
+    torch.save(ckpt, path)
+    loaded, cfg, _ = load_model(path)
+    assert cfg.head.level_input is False and loaded.quality_head.level is None
