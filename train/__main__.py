@@ -30,8 +30,17 @@ def main(argv: list[str] | None = None) -> int:
         for name, (_, text) in STAGES.items():
             print(f"  {name:<13} {text}")
         return 0 if not args or args[0] in {"-h", "--help"} else 2
-    module = importlib.import_module(STAGES[args[0]][0])
-    return int(module.main(args[1:]) or 0)
+    from livesqa.errors import LivesqaError
+
+    try:
+        module = importlib.import_module(STAGES[args[0]][0])
+        return int(module.main(args[1:]) or 0)
+    except LivesqaError as e:  # the user's input, not a bug: one line, no traceback
+        print(f"python -m train {args[0]}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"python -m train {args[0]}: interrupted (rerun the same command to resume)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
