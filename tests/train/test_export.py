@@ -26,8 +26,10 @@ def tiny_model(seed: int = 0) -> QualityModel:
         head=HeadConfig(pool_hidden=16),
     )
     model = QualityModel(cfg).eval()
+    assert model.quality_head.level is not None
     with torch.no_grad():  # spread the scores so parity is tested away from sigmoid's middle
         model.quality_head.probe.readout.weight.mul_(20.0)
+        model.quality_head.level.weight.normal_(0.0, 1.0)  # and exercise the level input
     return model
 
 
