@@ -241,11 +241,11 @@ class HeadConfig:
     """Quality head: layer attention (or last layer only), level input, pooling, score range."""
 
     layer_attention: bool = True
-    level_input: bool = True  # see train.heads.QualityHead; false = the paper's head exactly
     pool_hidden: int = 128
     n_outputs: int = 5
     score_min: float = 1.0
     score_max: float = 5.0
+    level_input: bool = True  # see train.heads.QualityHead; false = the paper's head exactly
 
     def __post_init__(self) -> None:
         if not self.score_min < self.score_max:
