@@ -20,6 +20,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "export": ("train.export", "export to ONNX with the livesqa spec, with parity check"),
     "sanity": ("train.sanity", "monotonicity checks of a model on synthetic degradations"),
     "bench": ("train.bench", "speed of exported models side by side (one thread)"),
+    "card": ("train.model_card", "write the model card beside an exported model"),
 }
 
 

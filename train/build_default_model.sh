@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Rebuilds the shipped default model from the shared source data, CPU-only (hours on 2 cores;
+# every stage resumes when rerun). Data root: ../shared/data (or LIVESQA_DATA_ROOT).
+# Usage: bash train/build_default_model.sh [CONFIG]   (default configs/train/small.toml)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CFG=${1:-configs/train/small.toml}
+NAME=${LIVESQA_MODEL_NAME:-livesqa-small}
+mkdir -p results/bench
+
+python -m train asr-manifest --config "$CFG"                       # cache/asr/manifest.csv
+python -m train simulate --config "$CFG" --n-clips 10000           # cache/sim/ (~17 h of clips)
+python -m train label --config "$CFG"                              # NISQA v2 (+ DNSMOS on val/test)
+python -m train pretrain-asr --config "$CFG"                       # runs/asr-small
+python -m train probe --config "$CFG"                              # results/probing/
+python -m train finetune --config "$CFG"                                        # pretrained + layer attention
+python -m train finetune --config "$CFG" --set model.head.layer_attention=false # pretrained, last layer
+python -m train finetune --config "$CFG" --set finetune.init=scratch            # from scratch
+python -m train evaluate --config "$CFG"                           # results/eval/ (with NISQA, DNSMOS)
+# the default = the best row by MOS PCC on the P.835 set (results/eval/eval.csv); pass it as BEST
+BEST=${BEST:-runs/ft-asr-la/best.pt}
+python -m train export --checkpoint "$BEST" --out "exported/$NAME.onnx" --name "$NAME"
+python -m train sanity --config "$CFG" --model "exported/$NAME.onnx"      # results/sanity/
+python -m train export --random-init configs/train/paper.toml --out cache/paper-random.onnx
+python -m train bench --models "exported/$NAME.onnx" cache/paper-random.onnx \
+  --nisqa "${LIVESQA_DATA_ROOT:-../shared/data}/weights/nisqa/nisqa.tar" | tee results/bench/bench.md
+python -m train card --model "exported/$NAME.onnx"

@@ -1,0 +1,167 @@
+"""`python -m train card`: the model card written beside an exported model.
+
+Why: a shipped model must say what it is, what it was trained on, the licence that follows
+from its data and teachers, and how well and how fast it measured — from the result files the
+stages wrote, never from numbers typed by hand. Writes ``<model>.md`` (for people) and
+``<model>.card.json`` (for tools) next to the ONNX file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from livesqa.spec import DIMENSION_TITLES, read_spec
+
+#: Licences of what the shipped model was made from (see ../shared/data/README.md).
+DATA_LICENCES: tuple[tuple[str, str, str], ...] = (
+    ("speechocean762 (speech, transcripts)", "ASR pretraining; clean sources", "free for commercial and non-commercial use"),
+    ("LibriSpeech excerpts", "clean sources for simulation", "CC BY 4.0"),
+    ("Asterisk core sounds (en)", "ASR pretraining", "CC BY-SA 3.0 (Debian asterisk-core-sounds-en)"),
+    ("Moodist / Blanket noise", "background noise", "Pixabay Content License, CC0, CC BY, CC BY-SA (per file)"),
+    ("audiomentations impulse responses", "reverberation", "MIT"),
+    ("NISQA v2 weights (teacher labels)", "training targets", "CC BY-NC-SA 4.0 (non-commercial)"),
+    ("DNSMOS (speechmos)", "comparison only, not a target", "MIT"),
+)
+
+LICENCE_NOTE = (
+    "The weights are distilled from NISQA v2's outputs, whose weights are licensed CC BY-NC-SA 4.0: "
+    "this model inherits **CC BY-NC-SA 4.0 (non-commercial, share-alike)**. Commercial use needs a "
+    "model trained on labels with a permissive licence (e.g. your own human ratings through "
+    "`train/nisqa_corpus.py`). CC BY attributions: LibriSpeech (Panayotov et al.), the noise "
+    "recordings' authors (see ../shared/data/noise/*/ licensing files)."
+)
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+
+
+def _asr_summary(metrics_csv: Path) -> dict[str, Any]:
+    if not metrics_csv.is_file():
+        return {}
+    with metrics_csv.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    best = min(rows, key=lambda r: float(r["test_cer"]))
+    return {
+        "best_test_cer": float(best["test_cer"]),
+        "best_test_wer": float(best["test_wer"]),
+        "epochs_done": float(rows[-1]["epochs_done"]),
+        "steps": int(rows[-1]["step"]),
+        "train_minutes": round(float(rows[-1]["elapsed_s"]) / 60.0, 1),
+    }
+
+
+def _probing_table(probing_csv: Path) -> str:
+    if not probing_csv.is_file():
+        return ""
+    with probing_csv.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    layers = sorted({int(r["layer"]) for r in rows})
+    dims = [d for d in DIMENSION_TITLES if any(r["dimension"] == d for r in rows)]
+    pcc = {(int(r["layer"]), r["dimension"]): float(r["pcc"]) for r in rows}
+    lines = ["| layer | " + " | ".join(DIMENSION_TITLES[d] for d in dims) + " |"]
+    lines.append("| --- " * (len(dims) + 1) + "|")
+    for layer in layers:
+        name = "0 (log-mel)" if layer == 0 else str(layer)
+        cells = [f"{pcc.get((layer, d), float('nan')):.3f}" for d in dims]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str) -> tuple[str, dict[str, Any]]:
+    """Markdown and JSON card for ``model`` from the result files under ``results``."""
+    spec = read_spec(model)
+    config = json.loads(spec.extra.get("model_config", "{}"))
+    export = json.loads(_read_text(model.with_suffix(".export.json")) or "{}")
+    asr = _asr_summary(asr_metrics)
+    enc = config.get("encoder", {})
+    facts: dict[str, Any] = {
+        "spec": json.loads(spec.to_json()),
+        "architecture": config,
+        "n_params": spec.extra.get("n_params", ""),
+        "asr_pretraining": asr,
+        "export": export,
+        "licence": spec.licence,
+        "data": [{"source": s, "use": u, "licence": lic} for s, u, lic in DATA_LICENCES],
+    }
+    md = [
+        f"# Model card: {spec.name} {spec.version}",
+        "",
+        spec.description or "livesqa quality model.",
+        "",
+        "## What it is",
+        f"- Input: mono float32 audio at {spec.sample_rate_hz} Hz, window {spec.window_s:g} s "
+        f"(recommended hop {spec.hop_s:g} s); output: {', '.join(spec.output_names)} on "
+        f"{spec.score_min:g}–{spec.score_max:g}.",
+        f"- Architecture: log-mel front end inside the graph (80 bins, 25/10 ms, CMS) → Conformer "
+        f"encoder ({enc.get('n_layers')} blocks, d={enc.get('d_model')}, {enc.get('n_heads')} heads, "
+        f"kernel {enc.get('conv_kernel')}) → attention over layers → attentive statistical pooling → "
+        f"5 sigmoid heads scaled to 1–5; {facts['n_params']} parameters.",
+        f"- Training data: {spec.training_data}",
+        f"- Licence: {spec.licence}",
+        "",
+        "## Licence",
+        LICENCE_NOTE,
+        "",
+        "| data | used for | licence |",
+        "| --- | --- | --- |",
+        *[f"| {s} | {u} | {lic} |" for s, u, lic in DATA_LICENCES],
+        "",
+    ]
+    if asr:
+        md += [
+            "## ASR pretraining (CTC, greedy decoding, held-out speakers)",
+            f"CER {asr['best_test_cer']:.3f}, WER {asr['best_test_wer']:.3f} after "
+            f"{asr['epochs_done']:.2f} epochs ({asr['steps']} steps, {asr['train_minutes']} min on CPU).",
+            "",
+        ]
+    sections = (
+        ("Evaluation (PCC / RMSE, the paper's Tables 2–4 layout)", results / "eval" / "eval.md"),
+        ("Sanity checks on synthetic degradations", results / "sanity" / "sanity.md"),
+        ("Speed (one CPU thread, side by side in one run)", results / "bench" / "bench.md"),
+    )
+    probing = _probing_table(results / "probing" / "probing.csv")
+    if probing:
+        md += ["## Probing (PCC per encoder layer, frozen ASR encoder)", probing,
+               "", "Plot: `results/probing/probing.png`.", ""]
+    for title, path in sections:
+        text = _read_text(path)
+        if text:
+            md += [f"## {title}", text.replace("\n# ", "\n### "), ""]
+    if export:
+        md += ["## Export parity", "```json", json.dumps(export.get("parity", export), indent=2), "```", ""]
+    md += ["## How it was made", "```", recipe.strip(), "```", ""]
+    md += [
+        "## Known limits",
+        "- Trained on simulated degradations labelled by a teacher (NISQA v2), not on human ratings: "
+        "it learns NISQA's judgement, including its errors, and cannot be more accurate than its "
+        "teacher except by chance.",
+        "- Clean sources are read English (speechocean762: Mandarin-L1 learners, about half children; "
+        "LibriSpeech excerpts): other languages, spontaneous or far-field speech are less covered.",
+        "- CPU-only training at small scale (minutes per stage): see the tables above for what that bought.",
+        "",
+    ]
+    return "\n".join(md), facts
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train card", description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True, help="exported ONNX model")
+    p.add_argument("--results", default="results", help="folder with eval/, sanity/, bench/, probing/")
+    p.add_argument("--asr-metrics", default="runs/asr-small/metrics.csv")
+    p.add_argument("--recipe", default="train/build_default_model.sh", help="script that rebuilt it")
+    args = p.parse_args(argv)
+    model = Path(args.model)
+    recipe_path = Path(args.recipe)
+    recipe = _read_text(recipe_path) if recipe_path.is_file() else args.recipe
+    md, facts = build_card(model, Path(args.results), Path(args.asr_metrics), recipe)
+    model.with_suffix(".md").write_text(md, encoding="utf-8")
+    model.with_suffix(".card.json").write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"wrote {model.with_suffix('.md')} and {model.with_suffix('.card.json')}")
+    return 0
