@@ -96,13 +96,13 @@ def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str) -> tu
         spec.description or "livesqa quality model.",
         "",
         "## What it is",
-        f"- Input: mono float32 audio at {spec.sample_rate_hz} Hz, window {spec.window_s:g} s "
+        (f"- Input: mono float32 audio at {spec.sample_rate_hz} Hz, window {spec.window_s:g} s "
         f"(recommended hop {spec.hop_s:g} s); output: {', '.join(spec.output_names)} on "
-        f"{spec.score_min:g}–{spec.score_max:g}.",
-        f"- Architecture: log-mel front end inside the graph (80 bins, 25/10 ms, CMS) → Conformer "
+        f"{spec.score_min:g}–{spec.score_max:g}."),
+        (f"- Architecture: log-mel front end inside the graph (80 bins, 25/10 ms, CMS) → Conformer "
         f"encoder ({enc.get('n_layers')} blocks, d={enc.get('d_model')}, {enc.get('n_heads')} heads, "
         f"kernel {enc.get('conv_kernel')}) → attention over layers → attentive statistical pooling → "
-        f"5 sigmoid heads scaled to 1–5; {facts['n_params']} parameters.",
+        f"5 sigmoid heads scaled to 1–5; {facts['n_params']} parameters."),
         f"- Training data: {spec.training_data}",
         f"- Licence: {spec.licence}",
         "",
@@ -117,8 +117,8 @@ def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str) -> tu
     if asr:
         md += [
             "## ASR pretraining (CTC, greedy decoding, held-out speakers)",
-            f"CER {asr['best_test_cer']:.3f}, WER {asr['best_test_wer']:.3f} after "
-            f"{asr['epochs_done']:.2f} epochs ({asr['steps']} steps, {asr['train_minutes']} min on CPU).",
+            (f"CER {asr['best_test_cer']:.3f}, WER {asr['best_test_wer']:.3f} after "
+            f"{asr['epochs_done']:.2f} epochs ({asr['steps']} steps, {asr['train_minutes']} min on CPU)."),
             "",
         ]
     sections = (
@@ -139,11 +139,11 @@ def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str) -> tu
     md += ["## How it was made", "```", recipe.strip(), "```", ""]
     md += [
         "## Known limits",
-        "- Trained on simulated degradations labelled by a teacher (NISQA v2), not on human ratings: "
+        ("- Trained on simulated degradations labelled by a teacher (NISQA v2), not on human ratings: "
         "it learns NISQA's judgement, including its errors, and cannot be more accurate than its "
-        "teacher except by chance.",
-        "- Clean sources are read English (speechocean762: Mandarin-L1 learners, about half children; "
-        "LibriSpeech excerpts): other languages, spontaneous or far-field speech are less covered.",
+        "teacher except by chance."),
+        ("- Clean sources are read English (speechocean762: Mandarin-L1 learners, about half children; "
+        "LibriSpeech excerpts): other languages, spontaneous or far-field speech are less covered."),
         "- CPU-only training at small scale (minutes per stage): see the tables above for what that bought.",
         "",
     ]

@@ -31,6 +31,7 @@ from livesqa.errors import AudioInputError
 from train import degrade as dg
 from train.asr_data import load_stage_config, resolve_data_root
 from train.codecs import codec_roundtrip, ffmpeg_decode, usable_codecs
+from train.manifest_lock import manifest_locked
 from train.sim_catalogue import Catalogue, Utterance, build_catalogue, split_of
 
 log = logging.getLogger(__name__)
@@ -271,20 +272,21 @@ def run(cfg: SimulateConfig, progress: bool = True) -> Path:
     out = Path(cfg.out_dir)
     (out / "clips").mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.csv"
-    todo = [i for i in range(cfg.n_clips) if i not in done_indices(manifest)]
+    done = done_indices(manifest)  # once: the manifest is read per clip otherwise (O(n^2))
+    todo = [i for i in range(cfg.n_clips) if i not in done]
     cat = build_catalogue(resolve_data_root(cfg.data_root or None), cfg.val_fraction, cfg.test_fraction)
-    new_file = not manifest.is_file()
-    with manifest.open("a", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
-        if new_file:
-            writer.writeheader()
-        bar = tqdm(total=cfg.n_clips, initial=cfg.n_clips - len(todo), unit="clip",
-                   disable=not progress, desc="simulate")
-        for row in _results(cfg, cat, todo):
-            writer.writerow(row)
-            f.flush()
-            bar.update(1)
-        bar.close()
+    with manifest_locked(manifest):
+        if not manifest.is_file():
+            with manifest.open("w", newline="", encoding="utf-8") as f:
+                csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS).writeheader()
+    bar = tqdm(total=cfg.n_clips, initial=cfg.n_clips - len(todo), unit="clip",
+               disable=not progress, desc="simulate")
+    for row in _results(cfg, cat, todo):
+        # reopen per row under the lock: the labeller may have replaced the file meanwhile
+        with manifest_locked(manifest), manifest.open("a", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS).writerow(row)
+        bar.update(1)
+    bar.close()
     return manifest
 
 

@@ -33,6 +33,7 @@ from livesqa.audio import read_audio, resample
 from livesqa.errors import ConfigError, ModelSpecError
 from livesqa.spec import DIMENSIONS
 from train.asr_data import load_stage_config, resolve_data_root
+from train.manifest_lock import manifest_locked
 
 log = logging.getLogger(__name__)
 
@@ -153,15 +154,16 @@ def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def _write_merged(path: Path, labels: dict[str, dict[str, str]]) -> None:
     """Re-read the manifest (rows may have been appended meanwhile), merge labels, replace it."""
-    fields, rows = _read(path)
-    for row in rows:
-        row.update(labels.get(row["filepath_deg"], {}))
-    tmp = path.with_suffix(".csv.labeltmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    with manifest_locked(path):  # the simulator may be appending rows
+        fields, rows = _read(path)
+        for row in rows:
+            row.update(labels.get(row["filepath_deg"], {}))
+        tmp = path.with_suffix(".csv.labeltmp")
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
 
 
 def _wants_dnsmos(row: dict[str, str], cfg: LabelConfig) -> bool:
