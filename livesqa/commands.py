@@ -100,6 +100,7 @@ def _finish_live(result: RunResult, sinks: list[Sink], jsonl: JsonlSink | None,
         jsonl.write_summary(summary_record(result))
     close_sinks(sinks)
     agg = result.aggregator
+    console.line()  # a non-terminal Live display leaves its last line open
     console.print(render_summary(f"call summary · {result.stream.description}", agg.summary(),
                                  agg.windows, agg.scored))
     if agg.skipped:
