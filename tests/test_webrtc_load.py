@@ -43,15 +43,13 @@ def rss_mb() -> float:
 
 
 def relay_backlog(service: MonitorService, drops: dict[int, int]) -> int:
-    """Frames waiting in the relay proxies feeding listeners' slots (0-2 when keeping up)."""
+    """Packets waiting in listeners' slot queues (0-2 when keeping up)."""
     worst = 0
     for room in service.registry.rooms.values():
         for part in room.participants.values():
             for slot in part.slots:
                 drops[id(slot)] = slot.frames_dropped
-                queue = getattr(slot.source, "_queue", None)
-                if queue is not None:
-                    worst = max(worst, queue.qsize())
+                worst = max(worst, slot.backlog)
     return worst
 
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from livesqa.errors import WebRTCError
 from livesqa.webrtc.netstats import InboundSample, read_inbound
-from livesqa.webrtc.relay import SlotTrack
+from livesqa.webrtc.relay import SlotTrack, SpeakerFeed
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ class Participant:
     pc: Any  # aiortc RTCPeerConnection
     slots: list[SlotTrack]
     track: Any = None  # incoming audio (aiortc RemoteStreamTrack)
+    feed: SpeakerFeed | None = None  # its audio encoded once, for every listener's slot
     slot_of: dict[str, int] = field(default_factory=dict)  # speaker id -> slot index
     monitor: ParticipantMonitor | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -197,6 +198,8 @@ class Room:
                 await pc.close()
                 raise OfferError("offer carries no receivable audio track")
             self.participants[pid] = part
+            part.feed = SpeakerFeed(self._relay.subscribe(part.track, buffered=True))
+            part.feed.start()
             self._wire(part)
             pc.on("connectionstatechange", lambda: self._on_state(part))
             part.last_packet_time = time.monotonic()
@@ -224,9 +227,9 @@ class Room:
                 transceiver.direction = "inactive"
 
     def _wire(self, newcomer: Participant) -> None:
-        """Everyone hears everyone: bind proxies into free slots, both ways."""
+        """Everyone hears everyone: bind speakers' feeds into free slots, both ways."""
         for other in self.participants.values():
-            if other is newcomer or other.track is None:
+            if other is newcomer or other.feed is None:
                 continue
             for listener, speaker in ((newcomer, other), (other, newcomer)):
                 index = listener.free_slot()
@@ -234,7 +237,7 @@ class Room:
                     log.warning("room %s: %s has no free slot for %s", self.name, listener.info.id, speaker.info.id)
                     continue
                 listener.slot_of[speaker.info.id] = index
-                listener.slots[index].set_source(self._relay.subscribe(speaker.track, buffered=True))
+                listener.slots[index].set_source(speaker.feed)
 
     def _on_state(self, part: Participant) -> None:
         state = part.pc.connectionState
@@ -276,6 +279,8 @@ class Room:
                     other.slots[index].set_source(None)
             for slot in part.slots:
                 slot.stop()
+            if part.feed is not None:
+                part.feed.stop()
         current = asyncio.current_task()
         for task in part.tasks:
             if task is not current:
