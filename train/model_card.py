@@ -48,12 +48,20 @@ def _asr_summary(metrics_csv: Path) -> dict[str, Any]:
     if not rows:
         return {}
     best = min(rows, key=lambda r: float(r["test_cer"]))
+    # elapsed_s restarts at 0 in each resumed invocation: add up the segments
+    total_s, prev = 0.0, 0.0
+    for r in rows:
+        elapsed = float(r["elapsed_s"])
+        if elapsed < prev:
+            total_s += prev
+        prev = elapsed
+    total_s += prev
     return {
         "best_test_cer": float(best["test_cer"]),
         "best_test_wer": float(best["test_wer"]),
         "epochs_done": float(rows[-1]["epochs_done"]),
         "steps": int(rows[-1]["step"]),
-        "train_minutes": round(float(rows[-1]["elapsed_s"]) / 60.0, 1),
+        "train_minutes": round(total_s / 60.0, 1),
     }
 
 
