@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from livesqa.errors import AudioInputError, ConfigError
+from train.manifest_lock import write_csv_atomic
 
 MANIFEST_COLUMNS = ("path", "text", "speaker", "split", "duration_s", "source")
 ASTERISK_PACKAGES = ("asterisk-core-sounds-en-wav", "asterisk-core-sounds-en")
@@ -201,13 +202,7 @@ def asterisk_rows(root: Path) -> Iterator[dict[str, str]]:
 
 def write_manifest(rows: Sequence[dict[str, str]], path: Path) -> None:
     """Write atomically (temp file + rename) so a reader never sees half a manifest."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    write_csv_atomic(path, MANIFEST_COLUMNS, rows)
 
 
 def read_manifest(path: str | Path) -> list[dict[str, str]]:

@@ -8,8 +8,10 @@ simulator reopens the path for every append, so it always writes to the current 
 
 from __future__ import annotations
 
+import csv
 import fcntl
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,3 +26,14 @@ def manifest_locked(manifest: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def write_csv_atomic(path: Path, fields: Sequence[str], rows: Iterable[Mapping[str, object]]) -> None:
+    """Write a CSV via temp file + rename, so a reader never sees half a manifest."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(fields))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)

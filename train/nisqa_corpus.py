@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from livesqa.errors import ConfigError
 from livesqa.spec import DIMENSIONS
 from train.asr_data import duration_s
+from train.manifest_lock import write_csv_atomic
 from train.simulate import MANIFEST_COLUMNS
 
 CORPUS_CSV = "NISQA_corpus_file.csv"
@@ -87,13 +87,7 @@ def corpus_rows(corpus_dir: str | Path, csv_name: str = CORPUS_CSV,
 def write_manifest(rows: Sequence[dict[str, str]], out: str | Path) -> Path:
     """Write rows in the simulated corpus layout, atomically."""
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    write_csv_atomic(path, MANIFEST_COLUMNS, rows)
     return path
 
 

@@ -20,7 +20,6 @@ import csv
 import dataclasses
 import inspect
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from livesqa.audio import read_audio, resample
 from livesqa.errors import ConfigError, ModelSpecError
 from livesqa.spec import DIMENSIONS
 from train.asr_data import load_stage_config, resolve_data_root
-from train.manifest_lock import manifest_locked
+from train.manifest_lock import manifest_locked, write_csv_atomic
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +157,7 @@ def _write_merged(path: Path, labels: dict[str, dict[str, str]]) -> None:
         fields, rows = _read(path)
         for row in rows:
             row.update(labels.get(row["filepath_deg"], {}))
-        tmp = path.with_suffix(".csv.labeltmp")
-        with tmp.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
+        write_csv_atomic(path, fields, rows)
 
 
 def _wants_dnsmos(row: dict[str, str], cfg: LabelConfig) -> bool:
