@@ -54,7 +54,12 @@ def speechlike(seconds: float, sample_rate_hz: int, seed: int = 0) -> FloatArray
 
 
 class TimedScorer:
-    """Wraps a scorer, summing time spent in ``score`` (the model's compute)."""
+    """Wraps a scorer, summing the CPU time of ``score`` (the model's compute).
+
+    Thread CPU time, not wall time: on a busy machine the scoring thread can be
+    preempted inside ``score``, and wall time would then count other processes'
+    work as model compute (and make the pipeline's overhead look negative).
+    """
 
     def __init__(self, inner: Scorer) -> None:
         self.inner = inner
@@ -63,9 +68,9 @@ class TimedScorer:
         self.calls = 0
 
     def score(self, batch: FloatArray) -> np.ndarray:
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         out = self.inner.score(batch)
-        self.model_s += time.perf_counter() - t0
+        self.model_s += time.thread_time() - t0
         self.calls += 1
         return out
 
@@ -79,8 +84,31 @@ def _machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+    return {"cpu": cpu, "cores": os.cpu_count(), "affinity": _cpus(),
+            "python": platform.python_version(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def pin_to_one_core() -> int | None:
+    """Pin this process (event loop and scoring thread) to one CPU; returns it, None if unsupported.
+
+    Why: livesqa's promise is one core per monitor process (servers run one process
+    per core, e.g. under ``taskset``). Pinned, the loop and the model share that
+    core's caches, as deployed; unpinned, the scheduler spreads the two threads over
+    cores and the figures depend on what else the machine runs.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def _cpus() -> str:
+    if not hasattr(os, "sched_getaffinity"):
+        return "unknown"
+    cpus = sorted(os.sched_getaffinity(0))
+    return f"pinned to CPU {cpus[0]}" if len(cpus) == 1 else f"on CPUs {cpus}"
 
 
 def _rss_mb() -> float:
@@ -199,7 +227,8 @@ def bench_pipeline(model: Path, config: RuntimeConfig, minutes: float = 10.0,
 
 def format_report(report: dict[str, Any]) -> str:
     m = report["machine"]
-    head = f"{report['spec']} ({report['model']})\nmachine: {m['cpu']}, {m['cores']} cores, {m['date']}"
+    head = (f"{report['spec']} ({report['model']})\nmachine: {m['cpu']}, {m['cores']} cores, "
+            f"{m.get('affinity', '')}, {m['date']}")
     if report["kind"] == "model":
         return (
             f"{head}\nwindow {report['window_s']:g} s, hop {report['hop_s']:g} s, "

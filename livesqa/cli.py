@@ -73,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replay synthetic audio through the whole pipeline as fast as possible")
     p.add_argument("--windows", type=int, default=50, help="model bench: windows to time")
     p.add_argument("--minutes", type=float, default=10.0, help="pipeline bench: audio minutes")
+    p.add_argument("--live-seconds", type=float, default=20.0,
+                   help="pipeline bench: real-time segment for arrival-to-score latency")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the numbers as JSON")
+    p.add_argument("--all-cores", action="store_true",
+                   help="do not pin the process to one CPU core (default: pinned, as deployed)")
     _add_model_options(p)
 
     p = sub.add_parser("inspect", help="print a model's spec (from its ONNX metadata)")

@@ -286,8 +286,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     config = runtime_config(args)
     model = find_model(args.model)
+    if not args.all_cores:
+        bench.pin_to_one_core()
     if args.pipeline:
-        report = bench.bench_pipeline(model, config, minutes=args.minutes)
+        report = bench.bench_pipeline(model, config, minutes=args.minutes,
+                                      live_s=args.live_seconds)
     else:
         report = bench.bench_model(model, config, windows=args.windows)
     print(bench.format_report(report))

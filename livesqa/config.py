@@ -26,7 +26,7 @@ class RuntimeConfig:
 
     hop_s: float | None = 1.0
     history_s: float = 180.0  # dashboard history length
-    max_pending: int = 4  # offline mode: windows queued before the reader waits
+    max_pending: int = 8  # offline mode: windows queued before the reader waits (2 MB at 4 s)
     block_s: float = 0.1  # file reader / mic callback block length
     refresh_hz: float = 4.0  # dashboard refresh rate
     device_timeout_s: float = 2.0  # live input silent (no callbacks) this long = device lost

@@ -19,7 +19,8 @@ clock: a jump forward is a gap, flagged on the windows it touches.
 Live mode (``live=True``) never falls behind: the mailbox keeps only the newest
 pending window and counts the dropped ones (``WindowScores.skipped``); pushing
 never blocks. Offline mode (files) scores every window; ``await push()`` waits
-while ``max_pending`` windows are queued (backpressure keeps memory flat).
+while ``max_pending`` windows are queued, until half of them are scored
+(backpressure keeps memory flat).
 
 Results are delivered on the event loop, in order, to the aggregator and then
 to each sink. A sink error stops the stream: ``push``/``finish`` re-raise it.
@@ -31,7 +32,6 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -71,10 +71,13 @@ class StreamMonitor:
         self.worker = worker
         self.stream = stream
         self.live = live
+        self._offline = not live  # read for every chunk (backlogged)
         self.sample_rate_hz = spec.sample_rate_hz
+        self._model_name, self._model_version = spec.name, spec.version
         self.hop_samples = hop_samples or spec.hop_samples
         self.gate = gate or GateConfig()
         self.max_pending = max(1, max_pending)
+        self._resume_at = self.max_pending // 2  # producer resumes at this queue length
         self.windower = Windower(spec.window_samples, self.hop_samples)
         self.aggregator = Aggregator(
             stream, f"{spec.name} {spec.version}", self.hop_samples / spec.sample_rate_hz,
@@ -106,30 +109,58 @@ class StreamMonitor:
         return self.aggregator.snapshot()
 
     # --- producers -------------------------------------------------------
-    def push_nowait(self, chunk: AudioChunk) -> None:
-        """Add audio without waiting (live sources; offline mode may queue past max_pending)."""
-        self._raise_error()
+    def push_nowait(self, chunk: AudioChunk) -> bool:
+        """Add audio without waiting (live sources; offline mode may queue past max_pending).
+
+        Returns :attr:`backlogged` (offline: the producer should ``await wait_for_space()``),
+        so a producer's per-chunk loop needs no second call.
+        """
+        if self.error is not None:
+            raise self.error
         if chunk.arrival == 0.0:
             chunk = AudioChunk(chunk.start_sample, chunk.samples, time.perf_counter(),
                                chunk.nonfinite)
         windows = self.windower.push(chunk)
         if windows:
+            # gate here, on the loop, right after the copy: the samples are hot in this
+            # core's cache (on the scoring thread, just after the model, they were cold
+            # and the gate cost 3x more); the worker then runs the model only
+            windows = [self._analyzed(w) for w in windows]
             self._enqueue(windows)
+            return self._offline and len(self._pending) >= self.max_pending
+        return False
 
     async def push(self, chunk: AudioChunk) -> None:
         """Add audio; offline mode waits while ``max_pending`` windows await scoring."""
         self.push_nowait(chunk)
-        while not self.live and len(self._pending) >= self.max_pending:
+        await self.wait_for_space()
+
+    @property
+    def backlogged(self) -> bool:
+        """Offline mode has ``max_pending`` windows waiting: the producer should wait."""
+        return self._offline and len(self._pending) >= self.max_pending
+
+    async def wait_for_space(self) -> None:
+        """Offline mode, when backlogged: wait until the queue is down to half of ``max_pending``.
+
+        Why half, not one below: resuming at the low-water mark lets the producer
+        push several windows per wake-up instead of one, and each wake-up of the
+        loop costs more CPU than pushing a window's worth of chunks.
+        """
+        if not self.backlogged:
+            return
+        while len(self._pending) > self._resume_at and not self._closed:
+            self._raise_error()
             self._space.clear()
             await self._space.wait()
-            self._raise_error()
+        self._raise_error()
 
     async def finish(self) -> None:
         """End of stream: score a final window covering the tail, wait for all results."""
         self._raise_error()
         tail = self.windower.flush()
         if tail is not None:
-            self._enqueue([tail])
+            self._enqueue([self._analyzed(tail)])
         await self.drain()
         self.aggregator.status = "finished"
 
@@ -151,16 +182,24 @@ class StreamMonitor:
         self.worker.unregister(self)
         with self.worker.lock:
             self._in_flight -= len(self._pending)
+            self._recycle(self._pending)
             self._pending.clear()
         self._wake()
 
     # --- mailbox side (worker thread) -------------------------------------
+    def _analyzed(self, window: Window) -> Window:
+        info = analyze(window.samples, self.sample_rate_hz, self.gate)
+        return Window(window.index, window.start_sample, window.samples, window.arrival,
+                      window.gap, info)
+
     def _enqueue(self, windows: list[Window]) -> None:
         with self.worker.lock:
             if self.live:
                 dropped = len(self._pending) + len(windows) - 1
                 self._skipped_since_last += dropped
                 self._in_flight -= len(self._pending)
+                self._recycle(self._pending)
+                self._recycle(windows[:-1])
                 self._pending.clear()
                 self._pending.append(windows[-1])
                 self._in_flight += 1
@@ -171,6 +210,11 @@ class StreamMonitor:
         if self._in_flight == 0:
             self._idle.set()
 
+    def _recycle(self, windows: "deque[Window] | list[Window]") -> None:
+        """Hand the samples of windows nobody will read again back to the windower's pool."""
+        for window in windows:
+            self.windower.pool.give(window.samples)
+
     def take_job(self) -> Job | None:
         if not self._pending:
             return None
@@ -179,18 +223,27 @@ class StreamMonitor:
         return lambda scorer: self._score(scorer, window, skipped)
 
     def _score(self, scorer: Scorer, window: Window, skipped: int) -> None:
+        """Worker thread: the model only (the gate ran on the loop, the row is built there)."""
         t0 = time.perf_counter()
+        scores: tuple[float, ...] | None = None
         try:
-            info = analyze(window.samples, self.sample_rate_hz, self.gate)
-            scores: tuple[float, ...] | None = None
-            if info.is_speech:
+            if window.analysis is None or window.analysis.is_speech:
                 row = scorer.score(window.samples[np.newaxis, :])[0]
                 scores = tuple(float(v) for v in row)
         except BaseException as e:
             self._loop.call_soon_threadsafe(self._fail, e)
             return
+        finally:
+            self.windower.pool.give(window.samples)  # the model has returned; nobody reads them
         compute_ms = (time.perf_counter() - t0) * 1000.0
-        spec = scorer.spec
+        self._loop.call_soon_threadsafe(self._deliver, window, scores, skipped, compute_ms)
+
+    # --- delivery (event loop) --------------------------------------------
+    def _deliver(self, window: Window, scores: tuple[float, ...] | None, skipped: int,
+                 compute_ms: float) -> None:
+        now = time.perf_counter()
+        info = window.analysis
+        assert info is not None  # set by push_nowait before the window is queued
         sr = self.sample_rate_hz
         result = WindowScores(
             stream=self.stream,
@@ -204,17 +257,11 @@ class StreamMonitor:
             clipping=info.clipping,
             skipped=skipped,
             gap=window.gap,
-            latency_ms=0.0,
+            latency_ms=(now - window.arrival) * 1000.0,
             compute_ms=compute_ms,
-            model=spec.name,
-            model_version=spec.version,
+            model=self._model_name,
+            model_version=self._model_version,
         )
-        self._loop.call_soon_threadsafe(self._deliver, result, window.arrival)
-
-    # --- delivery (event loop) --------------------------------------------
-    def _deliver(self, result: WindowScores, arrival: float) -> None:
-        latency_ms = (time.perf_counter() - arrival) * 1000.0
-        result = replace(result, latency_ms=latency_ms)
         self._in_flight -= 1
         try:
             if not self._closed:
@@ -237,7 +284,7 @@ class StreamMonitor:
         self._wake()
 
     def _wake(self) -> None:
-        if len(self._pending) < self.max_pending:
+        if len(self._pending) <= self._resume_at or self.error is not None or self._closed:
             self._space.set()
         if self._in_flight <= 0:
             self._idle.set()

@@ -55,11 +55,10 @@ def make_monitor(
 
 async def feed(source: Source, monitor: StreamMonitor) -> None:
     """Push every chunk of ``source`` into ``monitor`` (live: never waits; offline: backpressure)."""
+    push = monitor.push_nowait
     async for chunk in source.chunks():
-        if monitor.live:
-            monitor.push_nowait(chunk)
-        else:
-            await monitor.push(chunk)
+        if push(chunk):  # offline and backlogged; most chunks make no coroutine
+            await monitor.wait_for_space()
 
 
 async def run_source(

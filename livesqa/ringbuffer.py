@@ -35,8 +35,14 @@ class RingBuffer:
 
     def write(self, samples: FloatArray) -> None:
         """Append samples at ``end``; older samples beyond the capacity are overwritten."""
-        n = int(samples.shape[0])
-        if n == 0:
+        n = samples.shape[0]
+        cap = self.capacity_samples
+        pos = self._end % cap
+        if pos + n <= cap and n < cap:  # fast path: no wrap (called for every 10-20 ms chunk)
+            self._data[pos : pos + n] = samples
+            self._end += n
+            if self._filled < cap:
+                self._filled = min(cap, self._filled + n)
             return
         if n >= self.capacity_samples:
             samples = samples[-self.capacity_samples :]
@@ -49,6 +55,17 @@ class RingBuffer:
             self._data[: n - first] = samples[first:]
         self._end += n
         self._filled = min(self.capacity_samples, self._filled + n)
+
+    def write_many(self, arrays: list[FloatArray], total: int) -> None:
+        """Append several arrays (``total`` samples in all) with a single copy when no wrap."""
+        cap = self.capacity_samples
+        pos = self._end % cap
+        if pos + total <= cap and total < cap:
+            np.concatenate(arrays, out=self._data[pos : pos + total])
+            self._end += total
+            self._filled = min(cap, self._filled + total)
+        else:
+            self.write(np.concatenate(arrays))
 
     def write_silence(self, n: int) -> None:
         """Advance the clock by ``n`` zero samples (a gap in the stream)."""
@@ -67,14 +84,20 @@ class RingBuffer:
         self._end += n
         self._filled = min(self.capacity_samples, self._filled + n)
 
-    def read(self, start_sample: int, n: int) -> FloatArray:
-        """Copy of samples ``[start_sample, start_sample + n)``; they must still be held."""
+    def read(self, start_sample: int, n: int, out: FloatArray | None = None) -> FloatArray:
+        """Copy of samples ``[start_sample, start_sample + n)``; they must still be held.
+
+        ``out`` (float32, exactly ``n`` long) receives the copy instead of a new array.
+        """
         if start_sample < self.start or start_sample + n > self._end or n < 0:
             raise IndexError(
                 f"samples [{start_sample}, {start_sample + n}) not in buffer "
                 f"[{self.start}, {self._end})"
             )
-        out = np.empty(n, dtype=np.float32)
+        if out is None:
+            out = np.empty(n, dtype=np.float32)
+        elif out.shape != (n,):
+            raise ValueError(f"out has shape {out.shape}, need ({n},)")
         pos = start_sample % self.capacity_samples
         first = min(n, self.capacity_samples - pos)
         out[:first] = self._data[pos : pos + first]

@@ -9,11 +9,15 @@ time appears only as ``wall_time`` (for the CSV) and ``latency_ms``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from livesqa.spec import DIMENSIONS
+
+if TYPE_CHECKING:
+    from livesqa.gating import WindowAnalysis
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -26,6 +30,8 @@ class AudioChunk:
     start is after the previous chunk's end marks a gap (lost audio), which the
     windower fills with silence and flags. ``arrival`` is ``time.perf_counter()`` when
     the audio reached the process (for end-to-end latency); 0.0 means "unknown/now".
+    ``samples`` is held by reference until its window completes: a source must hand
+    over a fresh (or never again written) array, never a buffer it reuses.
     """
 
     start_sample: int
@@ -47,6 +53,7 @@ class Window:
     samples: FloatArray  # [window_samples] float32 (a copy: the ring buffer moves on)
     arrival: float  # perf_counter when the last sample of the window arrived
     gap: bool = False  # the window holds samples that never arrived (filled with silence)
+    analysis: WindowAnalysis | None = None  # the speech gate's verdict, once measured
 
     @property
     def end_sample(self) -> int:
@@ -85,7 +92,7 @@ class WindowScores:
     skipped: int
     gap: bool
     latency_ms: float  # audio arrival -> result available on the event loop
-    compute_ms: float  # model (and gate) time on the scoring thread
+    compute_ms: float  # model time on the scoring thread (0-ish when the gate said no speech)
     model: str
     model_version: str
 

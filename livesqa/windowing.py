@@ -9,27 +9,42 @@ callbacks and a WebRTC track delivering 20 ms frames all yield identical windows
 Gaps: a chunk starting after the clock means lost audio; the gap is filled with
 silence and every window overlapping it is flagged ``gap``. A chunk starting
 before the clock (overlap/duplicate) has its already-seen head dropped.
+
+Cost: ``push`` runs for every 10-20 ms of audio of every stream, so the common
+case (a contiguous chunk that completes no window) is one ring write and a few
+integer comparisons: the chunk is held by reference (sources must not reuse a
+chunk's array after pushing it) and all held chunks are copied into the ring at
+once when a window completes. Window copies come from an :class:`ArrayPool`;
+whoever consumes a window last may hand its samples back with ``pool.give``.
 """
 
 from __future__ import annotations
 
 from collections import deque
 
+from livesqa.bufferpool import ArrayPool
 from livesqa.ringbuffer import RingBuffer
-from livesqa.types import AudioChunk, Window
+from livesqa.types import AudioChunk, FloatArray, Window
 
 
 class Windower:
     """Turns :class:`AudioChunk` s into :class:`Window` s of ``window_samples`` every ``hop_samples``."""
 
-    def __init__(self, window_samples: int, hop_samples: int) -> None:
+    def __init__(self, window_samples: int, hop_samples: int, pool: ArrayPool | None = None) -> None:
         if window_samples <= 0 or hop_samples <= 0:
             raise ValueError("window_samples and hop_samples must be positive")
         self.window_samples = window_samples
         self.hop_samples = hop_samples
+        self.pool = pool if pool is not None else ArrayPool(window_samples)
+        if self.pool.size != window_samples:
+            raise ValueError("pool arrays must be window_samples long")
         self._ring = RingBuffer(window_samples)
         self._origin: int | None = None
         self._next_index = 0
+        self._next_end_sample = window_samples  # clock at which the next window completes
+        self._held: list[FloatArray] = []  # contiguous chunks received, not yet in the ring
+        self._held_n = 0
+        self._clock = 0  # == ring end + held samples, kept as a plain int for the fast path
         self._gaps: deque[tuple[int, int]] = deque()  # [start, end) of filled-in samples
         self._last_arrival = 0.0
 
@@ -40,29 +55,40 @@ class Windower:
     @property
     def clock(self) -> int:
         """Sample clock one past the newest sample received (origin before any audio)."""
-        return self._ring.end
+        return self._clock
 
     @property
     def origin(self) -> int:
         return 0 if self._origin is None else self._origin
 
     def _next_end(self) -> int:
-        return self.origin + self._next_index * self.hop_samples + self.window_samples
+        return self._next_end_sample
 
     def push(self, chunk: AudioChunk) -> list[Window]:
         """Add a chunk; return the windows it completed, oldest first."""
         if self._origin is None:
             self._origin = chunk.start_sample
+            self._next_end_sample = chunk.start_sample + self.window_samples
             self._ring = RingBuffer(self.window_samples, start_sample=chunk.start_sample)
+            self._clock = chunk.start_sample
         self._last_arrival = chunk.arrival
         samples = chunk.samples
         start = chunk.start_sample
-        if start < self.clock:  # overlap: drop what we already have
-            samples = samples[self.clock - start :]
-            start = self.clock
+        n_new = samples.shape[0]
+        if start == self._clock and start + n_new < self._next_end_sample and not chunk.nonfinite:
+            # the common case, contiguous and completing no window: keep a reference and
+            # copy all held chunks into the ring in one go when a window completes
+            self._held.append(samples)
+            self._held_n += n_new
+            self._clock += n_new
+            return []
+        self._write_held()
+        if start < self._ring.end:  # overlap: drop what we already have
+            samples = samples[self._ring.end - start :]
+            start = self._ring.end
         windows: list[Window] = []
-        if start > self.clock:
-            gap_start = self.clock
+        if start > self._ring.end:
+            gap_start = self._ring.end
             self._gaps.append((gap_start, start))
             windows += self._advance_silence(start - gap_start, chunk.arrival)
         if chunk.nonfinite:
@@ -71,37 +97,45 @@ class Windower:
         pos = 0
         n = int(samples.shape[0])
         while pos < n:
-            take = min(n - pos, self._next_end() - self.clock)
+            take = min(n - pos, self._next_end() - self._ring.end)
             self._ring.write(samples[pos : pos + take])
             pos += take
-            if self.clock == self._next_end():
+            if self._ring.end == self._next_end():
                 windows.append(self._emit(chunk.arrival))
+        self._clock = self._ring.end
         return windows
+
+    def _write_held(self) -> None:
+        if self._held_n:
+            self._ring.write_many(self._held, self._held_n)
+            self._held.clear()
+            self._held_n = 0
 
     def _advance_silence(self, n: int, arrival: float) -> list[Window]:
         windows: list[Window] = []
         while n > 0:
-            take = min(n, self._next_end() - self.clock)
+            take = min(n, self._next_end() - self._ring.end)
             self._ring.write_silence(take)
             n -= take
-            if self.clock == self._next_end():
+            if self._ring.end == self._next_end():
                 windows.append(self._emit(arrival))
         return windows
 
     def _emit(self, arrival: float) -> Window:
-        start = self.clock - self.window_samples
-        end = self.clock
+        start = self._ring.end - self.window_samples
+        end = self._ring.end
         while self._gaps and self._gaps[0][1] <= start:
             self._gaps.popleft()  # no later window can overlap it
         gap = any(g0 < end and g1 > start for g0, g1 in self._gaps)
         window = Window(
             index=self._next_index,
             start_sample=start,
-            samples=self._ring.read(start, self.window_samples),
+            samples=self._ring.read(start, self.window_samples, out=self.pool.take()),
             arrival=arrival,
             gap=gap,
         )
         self._next_index += 1
+        self._next_end_sample += self.hop_samples
         return window
 
     def flush(self) -> Window | None:
@@ -110,19 +144,21 @@ class Windower:
         Returns ``None`` if the stream is shorter than one window or the tail is
         shorter than half a hop (it is already covered well enough).
         """
-        if self._origin is None or self.clock - self.origin < self.window_samples:
+        self._write_held()
+        if self._origin is None or self._ring.end - self.origin < self.window_samples:
             return None
         last_end = self._next_end() - self.hop_samples  # end of the last emitted window
-        if self.clock - last_end < max(1, self.hop_samples // 2):
+        if self._ring.end - last_end < max(1, self.hop_samples // 2):
             return None
-        start = self.clock - self.window_samples
-        gap = any(g0 < self.clock and g1 > start for g0, g1 in self._gaps)
+        start = self._ring.end - self.window_samples
+        gap = any(g0 < self._ring.end and g1 > start for g0, g1 in self._gaps)
         window = Window(
             index=self._next_index,
             start_sample=start,
-            samples=self._ring.read(start, self.window_samples),
+            samples=self._ring.read(start, self.window_samples, out=self.pool.take()),
             arrival=self._last_arrival,
             gap=gap,
         )
         self._next_index += 1
+        self._next_end_sample += self.hop_samples
         return window

@@ -56,3 +56,43 @@ def test_clipping_flag_needs_several_full_scale_samples():
     y = x.copy()
     y[100:110] = 1.0
     assert analyze(y, SR, GateConfig()).clipping
+
+
+def _loop_hysteresis(energy, on, off):
+    state, out = False, []
+    for e in energy:
+        state = e >= on if not state else e >= off
+        out.append(state)
+    return np.array(out, dtype=bool)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_vectorised_hysteresis_equals_the_frame_loop(seed):
+    from livesqa.gating import hysteresis
+
+    rng = np.random.default_rng(seed)
+    energy = rng.uniform(-70, -10, size=int(rng.integers(1, 300)))
+    on = float(rng.uniform(-50, -20))
+    off = on - float(rng.uniform(0, 10))
+    assert np.array_equal(hysteresis(energy, on, off), _loop_hysteresis(energy, on, off))
+
+
+def test_level_matches_float64_reference():
+    x = speechlike(4.0, SR, seed=3)
+    ref = 10 * np.log10(np.mean(x.astype(np.float64) ** 2))
+    assert level_dbfs(x) == pytest.approx(ref, abs=1e-3)
+
+
+def test_negative_full_scale_samples_count_as_clipping():
+    y = speechlike(1.0, SR).copy()
+    y[200:205] = -1.0
+    assert analyze(y, SR, GateConfig()).clipping
+
+
+@pytest.mark.parametrize("q", [0.0, 10.0, 33.3, 50.0, 99.0, 100.0])
+@pytest.mark.parametrize("n", [1, 2, 7, 200])
+def test_partial_sort_percentile_equals_numpy(q, n):
+    from livesqa.gating import percentile
+
+    values = np.random.default_rng(n).normal(size=n)
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), abs=1e-12)

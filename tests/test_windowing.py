@@ -103,3 +103,36 @@ def test_flush_adds_a_tail_window_aligned_to_the_end():
     exact = Windower(100, 50)
     exact.push(AudioChunk(0, np.zeros(160, dtype=np.float32)))
     assert exact.flush() is None  # tail of 10 samples < hop/2
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    window=st.integers(1, 300),
+    hop=st.integers(1, 300),
+    ops=st.lists(st.tuples(st.integers(0, 200), st.integers(-40, 60)), max_size=40),
+)
+def test_gaps_and_overlaps_match_a_materialised_stream(window, hop, ops):
+    """Held chunks, gaps and overlaps in any order give the windows of the stream as heard."""
+    w = Windower(window, hop)
+    stream: list[float] = []  # what the windower should have heard, gaps as 0.0
+    lost: list[bool] = []
+    got = []
+    clock = 0
+    for i, (length, jump) in enumerate(ops):
+        start = max(0, clock + jump) if i else 0
+        values = np.arange(length, dtype=np.float32) + 1000.0 * (i + 1)
+        got += w.push(AudioChunk(start, values))
+        if start > clock:
+            stream += [0.0] * (start - clock)
+            lost += [True] * (start - clock)
+            clock = start
+        keep = values[clock - start:] if start < clock else values
+        stream += keep.tolist()
+        lost += [False] * keep.size
+        clock += keep.size
+    ref = np.asarray(stream, dtype=np.float32)
+    starts = list(range(0, ref.size - window + 1, hop))
+    assert [x.start_sample for x in got] == starts
+    for x in got:
+        np.testing.assert_array_equal(x.samples, ref[x.start_sample: x.start_sample + window])
+        assert x.gap == any(lost[x.start_sample: x.start_sample + window])
