@@ -11,6 +11,11 @@ fine-tuned whole (at ``encoder_lr``); the head and the uncertainty weights train
 Loss: Kendall's uncertainty-weighted MSE over the five teacher targets, missing labels
 masked. Validation PCC/RMSE per dimension each epoch; ``best.pt`` = best val MOS PCC.
 Stops after ``epochs`` or ``max_minutes`` (per invocation); resumes from ``last.pt``.
+
+Longer runs: ``init = "checkpoint"`` warm-starts every weight (head and uncertainty
+terms included) from ``init_checkpoint``, a finished quality run; ``schedule = "cosine"``
+decays both learning rates to ``min_lr_fraction`` at ``total_steps``; and the train
+split is re-read at each epoch so clips labelled while training join the next epoch.
 """
 
 from __future__ import annotations
@@ -59,8 +64,13 @@ class FinetuneConfig:
     run: str = ""  # empty: "ft-<init>-<la|last>" so each paper row gets its own folder
     runs_dir: str = "runs"
     manifest: str = ""  # empty: <[simulate].out_dir>/manifest.csv, else cache/sim/manifest.csv
-    init: str = "asr"  # "asr": encoder from asr_checkpoint; "scratch": random init
+    init: str = "asr"  # "asr": encoder from asr_checkpoint; "scratch": random; "checkpoint": all
     asr_checkpoint: str = "runs/asr-small/best.pt"
+    init_checkpoint: str = ""  # init = "checkpoint": a quality checkpoint to warm-start from
+    schedule: str = "constant"  # after warmup: "constant" or "cosine" (to total_steps)
+    total_steps: int = 0  # cosine: the step at which the learning rate reaches its floor
+    min_lr_fraction: float = 0.05  # cosine floor, as a fraction of the peak
+    reload_manifest: bool = True  # re-read the train split each epoch (labels still arriving)
     lr: float = 1e-3  # head and uncertainty weights (and everything when from scratch)
     encoder_lr: float = 3e-4  # front end + encoder when initialised from ASR
     weight_decay: float = 1e-3
@@ -79,8 +89,14 @@ class FinetuneConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.init not in {"asr", "scratch"}:
-            raise ValueError(f"init must be 'asr' or 'scratch', got {self.init!r}")
+        if self.init not in {"asr", "scratch", "checkpoint"}:
+            raise ValueError(f"init must be 'asr', 'scratch' or 'checkpoint', got {self.init!r}")
+        if self.init == "checkpoint" and not self.init_checkpoint:
+            raise ValueError("init = 'checkpoint' needs finetune.init_checkpoint")
+        if self.schedule not in {"constant", "cosine"}:
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.schedule == "cosine" and self.total_steps <= self.warmup_steps:
+            raise ValueError("schedule = 'cosine' needs total_steps > warmup_steps")
         if self.batch_size < 1 or self.lr <= 0 or self.encoder_lr <= 0 or self.epochs < 1:
             raise ValueError("batch_size, lr, encoder_lr and epochs must be positive")
 
@@ -113,6 +129,16 @@ def predict(
     return preds, targets
 
 
+def lr_factor(cfg: FinetuneConfig, step: int) -> float:
+    """Linear warmup to 1, then constant or cosine down to ``min_lr_fraction`` at ``total_steps``."""
+    warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+    if cfg.schedule != "cosine" or step < cfg.warmup_steps:
+        return warm
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
+    floor = cfg.min_lr_fraction
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def _subset(ds_items: list[Any], n: int) -> list[Any]:
     if n <= 0 or len(ds_items) <= n:
         return ds_items
@@ -140,9 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.init == "asr":
         n = init_encoder_from_asr(model, cfg.asr_checkpoint)
         run.log.info("encoder initialised from %s (%d tensors)", cfg.asr_checkpoint, n)
+    elif cfg.init == "checkpoint" and not run.last.exists():
+        warm = load_checkpoint(cfg.init_checkpoint)
+        if ModelConfig.from_dict(warm["model_config"]) != model_cfg:
+            raise ConfigError(f"{cfg.init_checkpoint}: model config differs from this run's")
+        model.load_state_dict(warm["state_dict"])
+        if "loss_state" in warm.get("extra", {}):
+            loss_fn.load_state_dict(warm["extra"]["loss_state"])
+        run.log.info("warm start from %s (step %s)", cfg.init_checkpoint, warm.get("step"))
     enc_params = [p for n, p in model.named_parameters() if n.startswith(("frontend.", "encoder."))]
     head_params = [p for n, p in model.named_parameters() if n.startswith("quality_head.")]
-    enc_lr = cfg.encoder_lr if cfg.init == "asr" else cfg.lr
+    enc_lr = cfg.encoder_lr if cfg.init in {"asr", "checkpoint"} else cfg.lr
     opt = torch.optim.AdamW(
         [{"params": enc_params, "lr": enc_lr, "peak": enc_lr},
          {"params": head_params + list(loss_fn.parameters()), "lr": cfg.lr, "peak": cfg.lr}],
@@ -207,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
 
     stopped = False
     while epoch < cfg.epochs and not stopped:
+        if cfg.reload_manifest and epoch > 0:
+            fresh = read_quality_manifest(manifest, "train")
+            if len(fresh) != len(train_ds):
+                run.log.info("epoch %d: train split now %d clips (was %d)", epoch, len(fresh), len(train_ds))
+                train_ds = QualityDataset(fresh, sr, crop_s=cfg.crop_s, seed=cfg.seed)
         train_ds.set_epoch(epoch)
         batches = length_batches(train_ds.durations_s(), batch_size=cfg.batch_size, seed=cfg.seed, epoch=epoch)
         model.train()
@@ -214,9 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         bar = tqdm(total=len(batches), initial=first_batch, desc=f"finetune epoch {epoch}", leave=False, disable=None)
         for bi in range(first_batch, len(batches)):
             batch = collate_quality([train_ds[i] for i in batches[bi]]).to(device)
-            warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+            factor = lr_factor(cfg, step)
             for group in opt.param_groups:
-                group["lr"] = group["peak"] * warm
+                group["lr"] = group["peak"] * factor
             loss, mse = loss_fn(model(batch.wav, batch.wav_lengths), batch.targets, batch.mask)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 torch = pytest.importorskip("torch")
 sf = pytest.importorskip("soundfile")
@@ -369,3 +370,30 @@ def test_onnx_export_scores_like_the_checkpoint(work: Path, ft_run: Path) -> Non
     from livesqa.audio import resample
 
     assert np.allclose(model_scorer(onnx_path).score(resample(wav, SR, 48000), 48000), onnx_scores, atol=0.05)
+
+
+def test_finetune_warm_start_copies_every_weight(work: Path, ft_run: Path) -> None:
+    src = load_checkpoint(ft_run / "best.pt")
+    args = [*_cfg(work), "--set", "finetune.run=ft-warm", "--set", "finetune.init=checkpoint",
+            "--set", f"finetune.init_checkpoint={ft_run / 'best.pt'}", "--set", "finetune.epochs=1",
+            "--set", "finetune.lr=1e-12", "--set", "finetune.encoder_lr=1e-12"]
+    assert finetune.main(args) == 0
+    warm = load_checkpoint(work / "runs" / "ft-warm" / "last.pt")
+    for name, tensor in src["state_dict"].items():  # lr ~0: nothing moved from the source
+        assert torch.allclose(tensor.float(), warm["state_dict"][name].float(), atol=1e-8), name
+    assert "warm start from" in (work / "runs" / "ft-warm" / "train.log").read_text()
+
+
+def test_cosine_schedule_warms_up_then_decays_to_its_floor() -> None:
+    cfg = finetune.FinetuneConfig(warmup_steps=10, schedule="cosine", total_steps=110, min_lr_fraction=0.1)
+    assert finetune.lr_factor(cfg, 0) == pytest.approx(0.1)
+    assert finetune.lr_factor(cfg, 10) == pytest.approx(1.0)
+    assert finetune.lr_factor(cfg, 60) == pytest.approx(0.55)
+    assert finetune.lr_factor(cfg, 110) == pytest.approx(0.1)
+    assert finetune.lr_factor(cfg, 500) == pytest.approx(0.1)
+    steps = [finetune.lr_factor(cfg, s) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(steps, steps[1:]))
+    with pytest.raises(ValueError):
+        finetune.FinetuneConfig(schedule="cosine", total_steps=0)
+    with pytest.raises(ValueError):
+        finetune.FinetuneConfig(init="checkpoint")
