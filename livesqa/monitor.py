@@ -210,7 +210,7 @@ class StreamMonitor:
         if self._in_flight == 0:
             self._idle.set()
 
-    def _recycle(self, windows: "deque[Window] | list[Window]") -> None:
+    def _recycle(self, windows: deque[Window] | list[Window]) -> None:
         """Hand the samples of windows nobody will read again back to the windower's pool."""
         for window in windows:
             self.windower.pool.give(window.samples)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,8 @@ from train.losses import UncertaintyLoss
 from train.metrics import per_dimension
 from train.model import QualityModel
 from train.rundir import (
-    Budget,
-    Every,
     RunDir,
+    StepPolicy,
     load_section,
     pick_device,
     set_cpu_threads,
@@ -213,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                                "loss_state": loss_fn.state_dict(), "finetune": asdict(cfg),
                                "val": val or {}, **provenance})
 
-    budget, every = Budget(cfg.max_minutes), Every(cfg.checkpoint_minutes)
-    vals = Every(cfg.val_minutes) if cfg.val_minutes > 0 else None
+    policy = StepPolicy(cfg.max_minutes, cfg.checkpoint_minutes, cfg.val_minutes, run.log)
+    budget = policy.budget
 
     def validate_and_save(ep: int, batch_pos: int, n_batches: int, losses: list[float]) -> None:
         """Val PCC/RMSE per dimension; best.pt when val MOS PCC improved; always last.pt."""
@@ -271,15 +271,11 @@ def main(argv: list[str] | None = None) -> int:
                              " ".join(f"{d}={v:.3f}" for d, v in zip(DIMENSIONS, mse.tolist())), grad_norm)
                 run.append_metrics({"step": step, "epoch": epoch, "loss": losses[-1], "grad_norm": grad_norm,
                                     **{f"mse_{d}": v for d, v in zip(DIMENSIONS, mse.tolist())}}, "steps.csv")
-            if budget.expired():
-                run.log.info("wall-clock budget of %.1f min reached at step %d", cfg.max_minutes, step)
-                validate_and_save(epoch, bi + 1, len(batches), losses)
-                stopped = True
+            stopped = policy.after_step(
+                step, partial(validate_and_save, epoch, bi + 1, len(batches), losses),
+                partial(save, run.last, epoch, bi + 1))
+            if stopped:
                 break
-            if vals is not None and vals.due():
-                validate_and_save(epoch, bi + 1, len(batches), losses)
-            elif every.due():
-                save(run.last, epoch, bi + 1)
         bar.close()
         if not stopped:
             epoch, first_batch = epoch + 1, 0

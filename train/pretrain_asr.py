@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,8 @@ from train.data import AsrDataset, AsrItem, collate_asr, length_batches, read_as
 from train.metrics import cer, greedy_ctc_decode, wer
 from train.model import QualityModel
 from train.rundir import (
-    Budget,
-    Every,
     RunDir,
+    StepPolicy,
     load_section,
     pick_device,
     set_cpu_threads,
@@ -188,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         save_checkpoint(path, model, model_cfg, stage="asr", optimizer=opt, step=step,
                         extra={"epoch": ep, "batch": batch, "best_cer": best_cer, "asr": asdict(cfg)})
 
-    budget, every = Budget(cfg.max_minutes), Every(cfg.checkpoint_minutes)
-    evals = Every(cfg.eval_minutes) if cfg.eval_minutes > 0 else None
+    policy = StepPolicy(cfg.max_minutes, cfg.checkpoint_minutes, cfg.eval_minutes, run.log)
+    budget = policy.budget
     steps_per_epoch = len(length_batches(train_ds.durations_s(), max_batch_s=cfg.batch_s, seed=cfg.seed))
     total_steps = cfg.epochs * steps_per_epoch
 
@@ -238,15 +238,11 @@ def main(argv: list[str] | None = None) -> int:
                              float(np.mean(losses[-cfg.log_every:])), grad_norm, opt.param_groups[0]["lr"])
                 run.append_metrics({"step": step, "epoch": epoch, "loss": losses[-1], "grad_norm": grad_norm,
                                     "lr": opt.param_groups[0]["lr"], "elapsed_s": budget.elapsed_s}, "steps.csv")
-            if budget.expired():
-                run.log.info("wall-clock budget of %.1f min reached at step %d", cfg.max_minutes, step)
-                eval_and_save(epoch, bi + 1, len(batches), losses)
-                stopped = True
+            stopped = policy.after_step(
+                step, partial(eval_and_save, epoch, bi + 1, len(batches), losses),
+                partial(save, run.last, epoch, bi + 1))
+            if stopped:
                 break
-            if evals is not None and evals.due():
-                eval_and_save(epoch, bi + 1, len(batches), losses)
-            elif every.due():
-                save(run.last, epoch, bi + 1)
         bar.close()
         if not stopped:
             epoch, first_batch = epoch + 1, 0

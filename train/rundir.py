@@ -12,7 +12,7 @@ import csv
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -82,6 +82,35 @@ class Every:
         if time.monotonic() - self._last >= self.period_s:
             self._last = time.monotonic()
             return True
+        return False
+
+
+class StepPolicy:
+    """What a training loop does after each step: the same rule for ASR and fine-tuning.
+
+    Budget spent: evaluate, save and stop. Else an evaluation is due (``eval_minutes`` > 0):
+    evaluate and save. Else a checkpoint is due: save ``last.pt`` only. ``after_step``
+    returns True when the loop must stop.
+    """
+
+    def __init__(self, max_minutes: float, checkpoint_minutes: float, eval_minutes: float,
+                 log: logging.Logger) -> None:
+        self.budget = Budget(max_minutes)
+        self._max_minutes = max_minutes
+        self._checkpoints = Every(checkpoint_minutes)
+        self._evals = Every(eval_minutes) if eval_minutes > 0 else None
+        self._log = log
+
+    def after_step(self, step: int, evaluate_and_save: Callable[[], None],
+                   save_last: Callable[[], None]) -> bool:
+        if self.budget.expired():
+            self._log.info("wall-clock budget of %.1f min reached at step %d", self._max_minutes, step)
+            evaluate_and_save()
+            return True
+        if self._evals is not None and self._evals.due():
+            evaluate_and_save()
+        elif self._checkpoints.due():
+            save_last()
         return False
 
 

@@ -11,7 +11,6 @@ JSON line per run. Alternating the two cancels most of the drift of a shared mac
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
