@@ -130,3 +130,16 @@ def test_reverberate_keeps_alignment_and_level() -> None:
     assert dg.rms_db(y) == pytest.approx(dg.rms_db(x), abs=0.01)
     lag = np.argmax(np.correlate(y[:8000], x[:8000], mode="full")) - 7999
     assert abs(lag) <= 2
+
+
+@pytest.mark.parametrize("q_db", [5.0, 15.0, 30.0])
+def test_mnru_noise_is_q_db_below_the_speech_and_silent_in_pauses(q_db: float) -> None:
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal(32000)).astype(np.float32)
+    x[16000:] = 0.0  # a pause
+    y = dg.mnru(x, q_db, np.random.default_rng(1))
+    err = y - x
+    measured_q = 10 * np.log10(np.sum(x[:16000] ** 2) / np.sum(err[:16000] ** 2))
+    assert measured_q == pytest.approx(q_db, abs=0.3)
+    assert np.all(y[16000:] == 0.0)
+    assert np.array_equal(y, dg.mnru(x, q_db, np.random.default_rng(1)))  # seeded

@@ -98,3 +98,25 @@ def test_clip_rows_describe_the_clip(data_root: Path, tmp_path: Path) -> None:
         assert row["seed"] == str(clip_seed(11, int(row["con"])))
         if row["noise_file"]:
             assert str(data_root / row["noise_file"]) in cat.noise[row["split"]]
+
+
+def test_signal_family_only_from_its_first_clip_and_earlier_draws_unchanged() -> None:
+    from train.simulate import FAMILIES, FAMILIES_V2, _choose_chain
+
+    # below the threshold the chain is drawn from the original table: identical to before
+    for seed in range(200):
+        old = _choose_chain(np.random.default_rng(seed), 0.08)
+        assert old == _choose_chain(np.random.default_rng(seed), 0.08, FAMILIES)
+        assert "mnru" not in old
+    drawn = [k for seed in range(400) for k in _choose_chain(np.random.default_rng(seed), 0.08, FAMILIES_V2)]
+    assert "mnru" in drawn
+
+
+def test_mnru_clips_beyond_the_threshold(data_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    cfg = _cfg(data_root, out, 40, seed=3)
+    cfg = type(cfg)(**{**cfg.__dict__, "signal_from_clip": 20})
+    run(cfg, progress=False)
+    rows = _rows(out)
+    assert not any("mnru" in r["condition"] for r in rows if int(r["con"]) < 20)
+    assert any("mnru:Q" in r["condition"] for r in rows if int(r["con"]) >= 20)

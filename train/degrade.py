@@ -2,7 +2,10 @@
 
 Why these: they are the distortions a call suffers and the NISQA dimensions name —
 background noise (NOI), band limitation and filtering (COL), packet loss and time
-clipping (DIS), level problems (LOUD), plus clipping, reverberation and echo. Every
+clipping (DIS), level problems (LOUD), plus clipping, reverberation, echo and MNRU
+(the signal-correlated noise of ITU-T P.810, the classic reference distortion of
+P.800/P.835 listening tests: it degrades the speech signal itself, not the
+background). Every
 function is pure: mono float32 ``[samples]`` in, same length out, randomness only
 through an explicit ``numpy.random.Generator`` so a clip is reproducible from its seed.
 Levels are in dBFS of RMS (full scale 1.0); speech levels are *active* levels
@@ -285,6 +288,17 @@ def babble(talkers: list[FloatArray], n_samples: int, rng: np.random.Generator) 
         seg = fit_length(t, n_samples, rng)
         out += gain_db(seg, -rms_db(seg) - 26.0 + float(rng.uniform(-3, 3)))
     return out
+
+
+def mnru(x: FloatArray, q_db: float, rng: np.random.Generator) -> FloatArray:
+    """Modulated noise: ``y = x * (1 + 10^(-Q/20) * n)``, ``n`` white Gaussian of unit RMS.
+
+    Q is the ratio of speech to speech-correlated noise in dB (P.810): Q = 40 is barely
+    audible, Q = 5 is very rough. The noise follows the speech envelope, so it is
+    silent in pauses and lowers signal quality (COL/SIG), not background quality.
+    """
+    n = rng.standard_normal(x.shape[0])
+    return (x * (1.0 + 10.0 ** (-q_db / 20.0) * n)).astype(np.float32)
 
 
 def _same_length(x: FloatArray, n: int) -> FloatArray:

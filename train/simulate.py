@@ -53,8 +53,12 @@ FAMILIES: dict[str, tuple[float, dict[str, float]]] = {
     "level": (0.10, {"quiet": 0.5, "loud": 0.5}),
     "clipping": (0.07, {"clip": 1.0}),
 }
+# added in session 2 (P.810 MNRU: signal-correlated noise, the reference distortion of P.835
+# tests); drawn only from clip index ``signal_from_clip`` on, so clips made before keep
+# their exact draws and a rebuild reproduces them
+FAMILIES_V2: dict[str, tuple[float, dict[str, float]]] = {**FAMILIES, "signal": (0.12, {"mnru": 1.0})}
 # the order a real call applies them in: room, then mixing, device, gain, codec, network
-STAGE_ORDER = ("reverb", "echo", "noise", "babble", "nb", "wb", "lp", "irs", "eq", "quiet", "loud",
+STAGE_ORDER = ("reverb", "echo", "mnru", "noise", "babble", "nb", "wb", "lp", "irs", "eq", "quiet", "loud",
                "clip", "codec", "plc", "timeclip")
 CHAIN_LENGTH_P = (0.55, 0.30, 0.15)
 
@@ -74,6 +78,7 @@ class SimulateConfig:
     clean_fraction: float = 0.08
     val_fraction: float = 0.1
     test_fraction: float = 0.1
+    signal_from_clip: int = 10000  # clips from this index on may draw the "signal" family (MNRU)
 
 
 def clip_seed(global_seed: int, index: int) -> int:
@@ -126,16 +131,17 @@ def _assemble(cat: Catalogue, split: str, cfg: SimulateConfig,
     return audio.astype(np.float32), used
 
 
-def _choose_chain(rng: np.random.Generator, clean_fraction: float) -> list[str]:
+def _choose_chain(rng: np.random.Generator, clean_fraction: float,
+                  families_table: dict[str, tuple[float, dict[str, float]]] = FAMILIES) -> list[str]:
     if rng.random() < clean_fraction:
         return []
     n = int(rng.choice(len(CHAIN_LENGTH_P), p=CHAIN_LENGTH_P)) + 1
-    names = list(FAMILIES)
-    weights = np.array([FAMILIES[f][0] for f in names])
+    names = list(families_table)
+    weights = np.array([families_table[f][0] for f in names])
     families = rng.choice(names, size=n, replace=False, p=weights / weights.sum())
     kinds = []
     for fam in families:
-        options = FAMILIES[str(fam)][1]
+        options = families_table[str(fam)][1]
         p = np.array(list(options.values()))
         kinds.append(str(rng.choice(list(options), p=p / p.sum())))
     return sorted(kinds, key=STAGE_ORDER.index)
@@ -202,6 +208,9 @@ def _apply(kind: str, x: np.ndarray, ctx: dict[str, object], rng: np.random.Gene
             return dg.reverberate(x, _load(ir_path, sr)), f"reverb:ir-{Path(ir_path).stem}"
         rt60 = float(rng.uniform(0.2, 1.0))
         return dg.reverberate(x, dg.room_rir(sr, rng, rt60)), f"reverb:room@{rt60:.1f}s"
+    if kind == "mnru":
+        q = float(rng.uniform(5, 40))
+        return dg.mnru(x, q, rng), f"mnru:Q{q:.0f}dB"
     if kind == "echo":
         delay = float(rng.uniform(40, 400))
         att = float(rng.uniform(6, 30))
@@ -222,7 +231,8 @@ def make_clip(index: int, cfg: SimulateConfig, cat: Catalogue,
     ctx: dict[str, object] = {"sr": cfg.sample_rate_hz, "cat": cat, "split": split,
                               "speaker": used[0].speaker, "codecs": codecs, "noise_file": ""}
     tokens = []
-    for kind in _choose_chain(rng, cfg.clean_fraction):
+    table = FAMILIES_V2 if index >= cfg.signal_from_clip else FAMILIES
+    for kind in _choose_chain(rng, cfg.clean_fraction, table):
         audio, token = _apply(kind, audio, ctx, rng)
         tokens.append(token)
     audio = dg.saturate(audio)
