@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from livesqa import affinity
 from livesqa.config import RuntimeConfig
 from livesqa.pipeline import make_monitor, run_source
 from livesqa.scoring import OnnxScorer, Scorer, ScoringWorker
@@ -84,31 +85,9 @@ def _machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "affinity": _cpus(),
+    return {"cpu": cpu, "cores": os.cpu_count(), "affinity": affinity.describe(),
             "python": platform.python_version(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-
-
-def pin_to_one_core() -> int | None:
-    """Pin this process (event loop and scoring thread) to one CPU; returns it, None if unsupported.
-
-    Why: livesqa's promise is one core per monitor process (servers run one process
-    per core, e.g. under ``taskset``). Pinned, the loop and the model share that
-    core's caches, as deployed; unpinned, the scheduler spreads the two threads over
-    cores and the figures depend on what else the machine runs.
-    """
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
-
-def _cpus() -> str:
-    if not hasattr(os, "sched_getaffinity"):
-        return "unknown"
-    cpus = sorted(os.sched_getaffinity(0))
-    return f"pinned to CPU {cpus[0]}" if len(cpus) == 1 else f"on CPUs {cpus}"
 
 
 def _rss_mb() -> float:

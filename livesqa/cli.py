@@ -27,6 +27,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="override one config key, e.g. --set hop_s=0.5 (repeatable)")
     p.add_argument("--hop", type=float, metavar="SECONDS",
                    help="seconds between windows (default from config: 1.0)")
+    p.add_argument("--cpu", type=int, metavar="N",
+                   help="pin this process to CPU core N (Linux): one monitor process per core")
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
@@ -148,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "cpu", None) is not None:
+            from livesqa import affinity
+
+            affinity.pin(args.cpu)
         return _commands()[args.command](args)
     except LivesqaError as e:
         print(f"livesqa: error: {e}", file=sys.stderr)

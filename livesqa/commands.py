@@ -282,12 +282,12 @@ class CsvSummary:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from livesqa import bench
+    from livesqa import affinity, bench
 
     config = runtime_config(args)
     model = find_model(args.model)
-    if not args.all_cores:
-        bench.pin_to_one_core()
+    if not args.all_cores and args.cpu is None:
+        affinity.pin()  # one core, as deployed (main() already pinned an explicit --cpu)
     if args.pipeline:
         report = bench.bench_pipeline(model, config, minutes=args.minutes,
                                       live_s=args.live_seconds)

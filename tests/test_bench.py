@@ -34,9 +34,13 @@ def test_model_bench_reports_rtfx_and_streams(tiny_model_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux-only affinity")
-def test_pin_to_one_core_leaves_exactly_one_cpu():
-    code = ("import os; from livesqa.bench import pin_to_one_core; c = pin_to_one_core(); "
-            "print(c, sorted(os.sched_getaffinity(0)))")
+def test_pin_leaves_exactly_one_cpu_and_refuses_a_missing_one():
+    code = ("import os; from livesqa import affinity; c = affinity.pin(); "
+            "print(c, sorted(os.sched_getaffinity(0)), affinity.describe())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    cpu, cpus = out.stdout.split(" ", 1)
-    assert cpus.strip() == f"[{cpu}]"
+    cpu, rest = out.stdout.split(" ", 1)
+    assert rest.startswith(f"[{cpu}] pinned to CPU {cpu}")
+    code = "import sys; from livesqa.cli import main; sys.exit(main(['bench', '--cpu', '4096']))"
+    missing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert missing.returncode == 1
+    assert "CPU 4096 is not available" in missing.stderr and "Traceback" not in missing.stderr
