@@ -152,6 +152,10 @@ def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str) -> tu
         "teacher except by chance."),
         ("- Clean sources are read English (speechocean762: Mandarin-L1 learners, about half children; "
         "LibriSpeech excerpts): other languages, spontaneous or far-field speech are less covered."),
+        ("- Signal distortion it never saw in training is judged poorly: the simulated corpus of this "
+        "model has no MNRU (P.810 signal-correlated noise), which is the SIG distortion of the P.835 "
+        "set, so COL tracks SIG far less well than NISQA does there (most of all on the 48 kHz files, "
+        "resampled). The simulator draws MNRU for clips from index 10000 on; a later model trains on them."),
         "- CPU-only training at small scale (minutes per stage): see the tables above for what that bought.",
         "",
     ]
