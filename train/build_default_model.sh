@@ -26,7 +26,7 @@ python -m train evaluate --config "$CFG"                           # results/eva
 # the default = the best row by MOS PCC on the P.835 set (results/eval/eval.csv); pass it as BEST
 BEST=${BEST:-runs/ft-asr-la-long/best.pt}
 python -m train export --checkpoint "$BEST" --out "exported/$NAME.onnx" --name "$NAME"
-python -m train sanity --config "$CFG" --model "exported/$NAME.onnx"      # results/sanity/
+python -m train sanity --config "$CFG" --model "exported/$NAME.onnx" --teacher-reference  # results/sanity/
 python -m train export --random-init configs/train/paper.toml --out cache/paper-random.onnx
 python -m train bench --models "exported/$NAME.onnx" cache/paper-random.onnx \
   --nisqa "${LIVESQA_DATA_ROOT:-../shared/data}/weights/nisqa/nisqa.tar" | tee results/bench/bench.md

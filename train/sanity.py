@@ -14,6 +14,8 @@ the right way:
 "Monotonic" = each step may rise by at most ``tolerance`` and the last point must be
 ``tolerance`` below the first. Scores are means over ``n_clips`` clips. Writes
 ``results/sanity/sanity.md`` and ``sanity.json``; ``--strict`` exits 1 on any failure.
+``--teacher-reference`` adds NISQA's scores of the very same signals, so a reader can
+tell a model's fault from a property of the clips (e.g. how "clean" the clean speech is).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class SanityConfig:
     out_dir: str = "results/sanity"
     device: str = "cpu"
     seed: int = 0
+    nisqa_weights: str = "weights/nisqa/nisqa.tar"  # relative to the data root (--teacher-reference)
 
 
 @dataclass
@@ -157,14 +160,22 @@ def score_conditions(cfg: SanityConfig, scorer: FileScorer, clips: list[np.ndarr
     return {name: dict(zip(DIMENSIONS, (s / len(clips)).tolist())) for name, s in sums.items()}
 
 
-def report(model: str, mean: dict[str, dict[str, float]], checks: list[Check], n_clips: int) -> str:
-    lines = [f"# Sanity checks: `{model}`", "", f"Mean scores over {n_clips} clean test clips and their degradations.",
-             "", "| condition | " + " | ".join(d.upper() for d in DIMENSIONS) + " |",
+def _table(mean: dict[str, dict[str, float]]) -> list[str]:
+    lines = ["| condition | " + " | ".join(d.upper() for d in DIMENSIONS) + " |",
              "|---|" + "---:|" * len(DIMENSIONS)]
-    for name, row in mean.items():
-        lines.append(f"| {name} | " + " | ".join(f"{row[d]:.2f}" for d in DIMENSIONS) + " |")
+    return lines + [f"| {name} | " + " | ".join(f"{row[d]:.2f}" for d in DIMENSIONS) + " |"
+                    for name, row in mean.items()]
+
+
+def report(model: str, mean: dict[str, dict[str, float]], checks: list[Check], n_clips: int,
+           reference: dict[str, dict[str, float]] | None = None) -> str:
+    lines = [f"# Sanity checks: `{model}`", "", f"Mean scores over {n_clips} clean test clips and their degradations.",
+             "", *_table(mean)]
     lines += ["", "| check | result | detail |", "|---|---|---|"]
     lines += [f"| {c.name} | {'PASS' if c.passed else 'FAIL'} | {c.detail} |" for c in checks]
+    if reference:
+        lines += ["", "The teacher, NISQA v2, on the very same signals (for reference; not checked):", "",
+                  *_table(reference)]
     passed = sum(c.passed for c in checks)
     return "\n".join(lines + ["", f"{passed}/{len(checks)} checks passed."]) + "\n"
 
@@ -173,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("sanity", "monotonicity checks of a model on synthetic degradations")
     parser.add_argument("--model", help="checkpoint (.pt) or exported ONNX file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a check fails")
+    parser.add_argument("--teacher-reference", action="store_true",
+                        help="also score the same signals with NISQA (from the data root), for reference")
     args = parser.parse_args(argv)
     resolved, cfg = load_section(args.config, args.overrides, "sanity", SanityConfig)
     model = args.model or cfg.model
@@ -183,7 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     clips = clean_clips(cfg, resolved, args.data_root)
     mean = score_conditions(cfg, scorer, clips, noise)
     checks = run_checks(cfg, mean)
-    text = report(model, mean, checks, len(clips))
+    reference = None
+    if args.teacher_reference:
+        from train.scorers import NisqaScorer
+
+        teacher = NisqaScorer(resolve_data_root(args.data_root) / cfg.nisqa_weights)
+        reference = score_conditions(cfg, teacher, clips, noise)
+    text = report(model, mean, checks, len(clips), reference)
     print(text)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -191,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "sanity.json").write_text(json.dumps({
         "model": model, "n_clips": len(clips), "config": asdict(cfg), "scores": mean,
         "checks": [asdict(c) for c in checks], "passed": all(c.passed for c in checks),
+        "teacher_reference": reference,
     }, indent=1, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v)), encoding="utf-8")
     print(f"wrote {out / 'sanity.md'} and {out / 'sanity.json'}")
     return 1 if args.strict and not all(c.passed for c in checks) else 0

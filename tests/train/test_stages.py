@@ -399,3 +399,12 @@ def test_cosine_schedule_warms_up_then_decays_to_its_floor() -> None:
         finetune.FinetuneConfig(schedule="cosine", total_steps=0)
     with pytest.raises(ValueError):
         finetune.FinetuneConfig(init="checkpoint")
+
+
+def test_sanity_report_shows_the_teacher_beside_the_checks() -> None:
+    row = dict.fromkeys(DIMS, 3.0)
+    checks = [sanity.Check("clean scores high", False, "clean MOS 3.00 >= 3.5", {})]
+    text = sanity.report("m.onnx", {"clean": row}, checks, 8, reference={"clean": dict.fromkeys(DIMS, 3.6)})
+    assert "| clean | 3.00 | 3.00 | 3.00 | 3.00 | 3.00 |" in text
+    assert "NISQA v2, on the very same signals" in text and "| clean | 3.60 |" in text
+    assert "NISQA" not in sanity.report("m.onnx", {"clean": row}, checks, 8)
