@@ -84,6 +84,10 @@ class Every:
             return True
         return False
 
+    def reset(self) -> None:
+        """Start a new period now (the thing it schedules just happened for another reason)."""
+        self._last = time.monotonic()
+
 
 class StepPolicy:
     """What a training loop does after each step: the same rule for ASR and fine-tuning.
@@ -112,6 +116,13 @@ class StepPolicy:
         elif self._checkpoints.due():
             save_last()
         return False
+
+    def end_of_epoch(self, evaluate_and_save: Callable[[], None]) -> None:
+        """Evaluate at an epoch's end; the periodic evaluation restarts its period from here."""
+        evaluate_and_save()
+        if self._evals is not None:
+            self._evals.reset()
+        self._checkpoints.reset()
 
 
 class RunDir:

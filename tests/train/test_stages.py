@@ -408,3 +408,27 @@ def test_sanity_report_shows_the_teacher_beside_the_checks() -> None:
     assert "| clean | 3.00 | 3.00 | 3.00 | 3.00 | 3.00 |" in text
     assert "NISQA v2, on the very same signals" in text and "| clean | 3.60 |" in text
     assert "NISQA" not in sanity.report("m.onnx", {"clean": row}, checks, 8)
+
+
+def test_step_policy_stops_evaluates_and_checkpoints_on_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from train import rundir
+
+    now = [0.0]
+    monkeypatch.setattr(rundir.time, "monotonic", lambda: now[0])
+    policy = rundir.StepPolicy(10.0, checkpoint_minutes=1.0, eval_minutes=3.0, log=logging.getLogger("t"))
+    calls: list[str] = []
+
+    def step_at(minute: float) -> bool:
+        now[0] = minute * 60.0
+        return policy.after_step(0, lambda: calls.append("eval"), lambda: calls.append("save"))
+
+    assert not step_at(0.5) and calls == []
+    assert not step_at(1.0) and calls == ["save"]
+    assert not step_at(3.0) and calls == ["save", "eval"]  # eval due wins over a checkpoint
+    now[0] = 3.5 * 60.0
+    policy.end_of_epoch(lambda: calls.append("epoch-eval"))
+    assert not step_at(6.0) and calls[-1] == "save"  # eval period restarted at the epoch's end
+    assert not step_at(6.6) and calls[-1] == "eval"
+    assert step_at(10.0) and calls[-1] == "eval"  # budget spent: evaluate and stop
