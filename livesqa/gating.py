@@ -81,7 +81,7 @@ def frame_energies_dbfs(samples: FloatArray, frame_samples: int) -> np.ndarray:
     """Per-frame RMS in dBFS, ``[n_frames]`` float64; a trailing partial frame is dropped.
 
     The sums of squares run in the samples' dtype without temporaries (einsum): this
-    runs once per window per stream on the scoring thread, next to the model.
+    runs once per window per stream, on the event loop.
     """
     n_frames = int(samples.shape[0]) // frame_samples
     if n_frames == 0:

@@ -127,7 +127,7 @@ class StreamMonitor:
             # and the gate cost 3x more); the worker then runs the model only
             windows = [self._analyzed(w) for w in windows]
             self._enqueue(windows)
-            return self._offline and len(self._pending) >= self.max_pending
+            return self.backlogged
         return False
 
     async def push(self, chunk: AudioChunk) -> None:
@@ -186,12 +186,13 @@ class StreamMonitor:
             self._pending.clear()
         self._wake()
 
-    # --- mailbox side (worker thread) -------------------------------------
     def _analyzed(self, window: Window) -> Window:
+        """The window with the speech gate's verdict; every queued window passes through here."""
         info = analyze(window.samples, self.sample_rate_hz, self.gate)
         return Window(window.index, window.start_sample, window.samples, window.arrival,
                       window.gap, info)
 
+    # --- mailbox side (worker thread) -------------------------------------
     def _enqueue(self, windows: list[Window]) -> None:
         with self.worker.lock:
             if self.live:
@@ -226,8 +227,9 @@ class StreamMonitor:
         """Worker thread: the model only (the gate ran on the loop, the row is built there)."""
         t0 = time.perf_counter()
         scores: tuple[float, ...] | None = None
+        assert window.analysis is not None  # queued windows come from _analyzed
         try:
-            if window.analysis is None or window.analysis.is_speech:
+            if window.analysis.is_speech:
                 row = scorer.score(window.samples[np.newaxis, :])[0]
                 scores = tuple(float(v) for v in row)
         except BaseException as e:

@@ -11,7 +11,7 @@ silence and every window overlapping it is flagged ``gap``. A chunk starting
 before the clock (overlap/duplicate) has its already-seen head dropped.
 
 Cost: ``push`` runs for every 10-20 ms of audio of every stream, so the common
-case (a contiguous chunk that completes no window) is one ring write and a few
+case (a contiguous chunk that completes no window) is a list append and a few
 integer comparisons: the chunk is held by reference (sources must not reuse a
 chunk's array after pushing it) and all held chunks are copied into the ring at
 once when a window completes. Window copies come from an :class:`ArrayPool`;
@@ -61,9 +61,6 @@ class Windower:
     def origin(self) -> int:
         return 0 if self._origin is None else self._origin
 
-    def _next_end(self) -> int:
-        return self._next_end_sample
-
     def push(self, chunk: AudioChunk) -> list[Window]:
         """Add a chunk; return the windows it completed, oldest first."""
         if self._origin is None:
@@ -97,10 +94,10 @@ class Windower:
         pos = 0
         n = int(samples.shape[0])
         while pos < n:
-            take = min(n - pos, self._next_end() - self._ring.end)
+            take = min(n - pos, self._next_end_sample - self._ring.end)
             self._ring.write(samples[pos : pos + take])
             pos += take
-            if self._ring.end == self._next_end():
+            if self._ring.end == self._next_end_sample:
                 windows.append(self._emit(chunk.arrival))
         self._clock = self._ring.end
         return windows
@@ -114,10 +111,10 @@ class Windower:
     def _advance_silence(self, n: int, arrival: float) -> list[Window]:
         windows: list[Window] = []
         while n > 0:
-            take = min(n, self._next_end() - self._ring.end)
+            take = min(n, self._next_end_sample - self._ring.end)
             self._ring.write_silence(take)
             n -= take
-            if self._ring.end == self._next_end():
+            if self._ring.end == self._next_end_sample:
                 windows.append(self._emit(arrival))
         return windows
 
@@ -147,7 +144,7 @@ class Windower:
         self._write_held()
         if self._origin is None or self._ring.end - self.origin < self.window_samples:
             return None
-        last_end = self._next_end() - self.hop_samples  # end of the last emitted window
+        last_end = self._next_end_sample - self.hop_samples  # end of the last emitted window
         if self._ring.end - last_end < max(1, self.hop_samples // 2):
             return None
         start = self._ring.end - self.window_samples

@@ -52,6 +52,7 @@ from train.rundir import (
     pick_device,
     set_cpu_threads,
     stage_parser,
+    warmup_cosine,
 )
 
 DEFAULT_SIM_MANIFEST = "cache/sim/manifest.csv"
@@ -131,12 +132,9 @@ def predict(
 
 def lr_factor(cfg: FinetuneConfig, step: int) -> float:
     """Linear warmup to 1, then constant or cosine down to ``min_lr_fraction`` at ``total_steps``."""
-    warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
-    if cfg.schedule != "cosine" or step < cfg.warmup_steps:
-        return warm
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
-    floor = cfg.min_lr_fraction
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if cfg.schedule == "cosine":
+        return warmup_cosine(step, cfg.warmup_steps, cfg.total_steps, cfg.min_lr_fraction)
+    return min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
 
 
 def _subset(ds_items: list[Any], n: int) -> list[Any]:

@@ -37,6 +37,7 @@ from train.rundir import (
     pick_device,
     set_cpu_threads,
     stage_parser,
+    warmup_cosine,
 )
 from train.text import VOCAB_SIZE, normalize
 
@@ -80,12 +81,9 @@ class AsrConfig:
 def learning_rate(cfg: AsrConfig, step: int, total_steps: int) -> float:
     """Linear warmup to ``cfg.lr``, then Noam decay or cosine to zero at ``total_steps``."""
     warm = max(cfg.warmup_steps, 1)
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    if cfg.schedule == "noam":
+    if cfg.schedule == "noam" and step >= warm:
         return cfg.lr * math.sqrt(warm / (step + 1))
-    progress = min((step - warm) / max(total_steps - warm, 1), 1.0)
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return cfg.lr * warmup_cosine(step, cfg.warmup_steps, total_steps)
 
 
 class SpecAugment:

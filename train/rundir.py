@@ -56,6 +56,15 @@ def set_cpu_threads(device: torch.device, n_threads: int) -> None:
         torch.set_num_threads(n_threads)
 
 
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, floor: float = 0.0) -> float:
+    """Learning-rate factor: linear warmup to 1, then cosine down to ``floor`` at ``total_steps``."""
+    warm = max(warmup_steps, 1)
+    if step < warm:
+        return (step + 1) / warm
+    progress = min((step - warm) / max(total_steps - warm, 1), 1.0)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 class Budget:
     """Wall-clock budget in minutes (<= 0 or inf = unlimited); monotonic clock."""
 
