@@ -16,6 +16,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "pretrain-asr": ("train.pretrain_asr", "CTC pretraining of the Conformer encoder"),
     "probe": ("train.probe", "layer-wise probing of a frozen encoder (table + PNG)"),
     "finetune": ("train.finetune", "fine-tune the quality model"),
+    "average": ("train.average", "average the weights of a run's last snapshots (or given checkpoints)"),
     "evaluate": ("train.evaluate", "PCC/RMSE tables on the simulated test split and the P.835 set"),
     "export": ("train.export", "export to ONNX with the livesqa spec, with parity check"),
     "sanity": ("train.sanity", "monotonicity checks of a model on synthetic degradations"),

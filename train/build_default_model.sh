@@ -22,6 +22,17 @@ python -m train finetune --config "$CFG" --set finetune.run=ft-asr-la-long \
   --set finetune.init=checkpoint --set finetune.init_checkpoint=runs/ft-asr-la/best.pt \
   --set finetune.schedule=cosine --set finetune.total_steps=3000 --set finetune.max_minutes=93 \
   --set finetune.val_minutes=12
+# session 3: 5,000 more clips, MNRU (P.810) among their degradations from clip 10000 on (the
+# first 10,000 keep their draws), labelled, then ft-asr-la-long continued on all 15,000 at half
+# the learning rate with a snapshot at each validation; the last 4 snapshots are averaged
+python -m train simulate --config "$CFG" --n-clips 15000
+python -m train label --config "$CFG"
+python -m train finetune --config "$CFG" --set finetune.run=ft-asr-la-mnru \
+  --set finetune.init=checkpoint --set finetune.init_checkpoint=runs/ft-asr-la-long/best.pt \
+  --set finetune.schedule=cosine --set finetune.total_steps=4500 --set finetune.lr=5e-4 \
+  --set finetune.encoder_lr=1.5e-4 --set finetune.max_minutes=115 --set finetune.val_minutes=10 \
+  --set finetune.snapshots=true
+python -m train average --run runs/ft-asr-la-mnru --last 4 --out runs/ft-asr-la-mnru-avg/best.pt
 python -m train evaluate --config "$CFG"                           # results/eval/ (with NISQA, DNSMOS)
 # the default = the best row by MOS PCC on the P.835 set (results/eval/eval.csv); pass it as BEST
 BEST=${BEST:-runs/ft-asr-la-long/best.pt}

@@ -16,6 +16,8 @@ Longer runs: ``init = "checkpoint"`` warm-starts every weight (head and uncertai
 terms included) from ``init_checkpoint``, a finished quality run; ``schedule = "cosine"``
 decays both learning rates to ``min_lr_fraction`` at ``total_steps``; and the train
 split is re-read at each epoch so clips labelled while training join the next epoch.
+``snapshots = true`` keeps the weights of every validation in ``snapshots/``, so the tail
+of a cosine run can be averaged (``python -m train average``).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class FinetuneConfig:
     total_steps: int = 0  # cosine: the step at which the learning rate reaches its floor
     min_lr_fraction: float = 0.05  # cosine floor, as a fraction of the peak
     reload_manifest: bool = True  # re-read the train split each epoch (labels still arriving)
+    snapshots: bool = False  # also keep each validation's weights in snapshots/ (for `train average`)
     lr: float = 1e-3  # head and uncertainty weights (and everything when from scratch)
     encoder_lr: float = 3e-4  # front end + encoder when initialised from ASR
     weight_decay: float = 1e-3
@@ -236,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         if improved:
             save(run.best, ep, batch_pos, val)
         save(run.last, ep, batch_pos, val)
+        if cfg.snapshots:  # weights only: averaging needs no optimizer state
+            save_checkpoint(run.path / "snapshots" / f"step-{step:06d}.pt", model, model_cfg, stage="quality",
+                            step=step, extra={"val": val, "loss_state": loss_fn.state_dict(), **provenance})
 
     stopped = False
     while epoch < cfg.epochs and not stopped:

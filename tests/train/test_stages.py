@@ -432,3 +432,34 @@ def test_step_policy_stops_evaluates_and_checkpoints_on_time(monkeypatch: pytest
     assert not step_at(6.0) and calls[-1] == "save"  # eval period restarted at the epoch's end
     assert not step_at(6.6) and calls[-1] == "eval"
     assert step_at(10.0) and calls[-1] == "eval"  # budget spent: evaluate and stop
+
+
+def test_snapshots_average_to_the_elementwise_mean(work: Path, ft_run: Path) -> None:
+    from train import average
+
+    args = [*_cfg(work), "--set", "finetune.run=ft-snap", "--set", "finetune.init=checkpoint",
+            "--set", f"finetune.init_checkpoint={ft_run / 'best.pt'}", "--set", "finetune.epochs=3",
+            "--set", "finetune.snapshots=true"]
+    assert finetune.main(args) == 0
+    snaps = sorted((work / "runs" / "ft-snap" / "snapshots").glob("step-*.pt"))
+    assert [p.name for p in snaps] == ["step-000001.pt", "step-000002.pt", "step-000003.pt"]
+    out = work / "runs" / "ft-snap" / "avg.pt"
+    assert average.main(["--run", str(work / "runs" / "ft-snap"), "--last", "2", "--out", str(out)]) == 0
+    a, b, avg = (load_checkpoint(p) for p in (snaps[1], snaps[2], out))
+    moved = 0
+    for name, tensor in avg["state_dict"].items():
+        want = (a["state_dict"][name].double() + b["state_dict"][name].double()) / 2
+        assert torch.allclose(tensor.double(), want, atol=1e-6), name
+        moved += int(not torch.equal(a["state_dict"][name], b["state_dict"][name]))
+    assert moved > 0  # the two snapshots differ, so the mean is a new point
+    assert avg["extra"]["averaged_from"] == [str(snaps[1]), str(snaps[2])]
+    model, _, _ = load_model(out)  # loads as an ordinary quality model
+    assert model.quality_head is not None
+
+
+def test_average_refuses_a_run_without_snapshots(work: Path, ft_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from train.__main__ import main as train_main
+
+    assert train_main(["average", "--run", str(ft_run), "--out", str(work / "x.pt")]) == 2
+    assert "no snapshots" in capsys.readouterr().err
+    assert not (work / "x.pt").exists()
