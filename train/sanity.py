@@ -131,7 +131,7 @@ def run_checks(cfg: SanityConfig, mean: dict[str, dict[str, float]]) -> list[Che
     noise_keys = [f"noise@{s:g}dB" for s in cfg.snr_db]
     loss_keys = [f"loss@{r:g}" for r in cfg.loss_rates]
     checks = [Check("clean scores high", mean["clean"]["mos"] >= cfg.clean_min_mos,
-                    f"clean MOS {mean['clean']['mos']:.2f} >= {cfg.clean_min_mos}", dict(mean["clean"]))]
+                    f"clean MOS {mean['clean']['mos']:.2f} (bar: >= {cfg.clean_min_mos})", dict(mean["clean"]))]
     for dim in ("noi", "mos"):
         vals = [mean[k][dim] for k in noise_keys]
         checks.append(Check(f"noise lowers {dim.upper()}", decreasing(vals, tol),
