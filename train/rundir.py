@@ -93,6 +93,10 @@ class Every:
             return True
         return False
 
+    def since_s(self) -> float:
+        """Seconds since the period last started."""
+        return time.monotonic() - self._last
+
     def reset(self) -> None:
         """Start a new period now (the thing it schedules just happened for another reason)."""
         self._last = time.monotonic()
@@ -127,7 +131,14 @@ class StepPolicy:
         return False
 
     def end_of_epoch(self, evaluate_and_save: Callable[[], None]) -> None:
-        """Evaluate at an epoch's end; the periodic evaluation restarts its period from here."""
+        """Evaluate at an epoch's end; the periodic evaluation restarts its period from here.
+
+        Skipped when a periodic evaluation ran within the last tenth of its period: the
+        weights have barely moved, and a second snapshot of them would count twice in an
+        average of the last snapshots.
+        """
+        if self._evals is not None and self._evals.since_s() < 0.1 * self._evals.period_s:
+            return
         evaluate_and_save()
         if self._evals is not None:
             self._evals.reset()

@@ -431,6 +431,10 @@ def test_step_policy_stops_evaluates_and_checkpoints_on_time(monkeypatch: pytest
     policy.end_of_epoch(lambda: calls.append("epoch-eval"))
     assert not step_at(6.0) and calls[-1] == "save"  # eval period restarted at the epoch's end
     assert not step_at(6.6) and calls[-1] == "eval"
+    n = len(calls)
+    now[0] = 6.7 * 60.0  # 0.1 min after the periodic evaluation: the epoch's end adds none
+    policy.end_of_epoch(lambda: calls.append("epoch-eval"))
+    assert len(calls) == n
     assert step_at(10.0) and calls[-1] == "eval"  # budget spent: evaluate and stop
 
 
