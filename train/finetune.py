@@ -283,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         if not stopped:
             epoch, first_batch = epoch + 1, 0
-            policy.end_of_epoch(partial(validate_and_save, epoch, 0, len(batches), losses))
+            policy.end_of_epoch(partial(validate_and_save, epoch, 0, len(batches), losses),
+                                partial(save, run.last, epoch, 0))
     run.log.info("finished at step %d, epoch %d; best val MOS PCC %.4f", step, epoch, best_pcc)
     run.close()
     return 0

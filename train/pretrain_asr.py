@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         if not stopped:
             epoch, first_batch = epoch + 1, 0
-            policy.end_of_epoch(partial(eval_and_save, epoch, 0, len(batches), losses))
+            policy.end_of_epoch(partial(eval_and_save, epoch, 0, len(batches), losses),
+                                partial(save, run.last, epoch, 0))
     run.log.info("finished at step %d, epoch %d; best test CER %.4f", step, epoch, best_cer)
     run.close()
     return 0

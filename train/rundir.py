@@ -130,18 +130,19 @@ class StepPolicy:
             save_last()
         return False
 
-    def end_of_epoch(self, evaluate_and_save: Callable[[], None]) -> None:
+    def end_of_epoch(self, evaluate_and_save: Callable[[], None], save_last: Callable[[], None]) -> None:
         """Evaluate at an epoch's end; the periodic evaluation restarts its period from here.
 
-        Skipped when a periodic evaluation ran within the last tenth of its period: the
-        weights have barely moved, and a second snapshot of them would count twice in an
-        average of the last snapshots.
+        When a periodic evaluation ran within the last tenth of its period, only ``last.pt``
+        is saved (so a resume starts at the next epoch): the weights have barely moved, and
+        a second snapshot of them would count twice in an average of the last snapshots.
         """
         if self._evals is not None and self._evals.since_s() < 0.1 * self._evals.period_s:
-            return
-        evaluate_and_save()
-        if self._evals is not None:
-            self._evals.reset()
+            save_last()
+        else:
+            evaluate_and_save()
+            if self._evals is not None:
+                self._evals.reset()
         self._checkpoints.reset()
 
 

@@ -428,13 +428,13 @@ def test_step_policy_stops_evaluates_and_checkpoints_on_time(monkeypatch: pytest
     assert not step_at(1.0) and calls == ["save"]
     assert not step_at(3.0) and calls == ["save", "eval"]  # eval due wins over a checkpoint
     now[0] = 3.5 * 60.0
-    policy.end_of_epoch(lambda: calls.append("epoch-eval"))
+    policy.end_of_epoch(lambda: calls.append("epoch-eval"), lambda: calls.append("epoch-save"))
     assert not step_at(6.0) and calls[-1] == "save"  # eval period restarted at the epoch's end
     assert not step_at(6.6) and calls[-1] == "eval"
     n = len(calls)
-    now[0] = 6.7 * 60.0  # 0.1 min after the periodic evaluation: the epoch's end adds none
-    policy.end_of_epoch(lambda: calls.append("epoch-eval"))
-    assert len(calls) == n
+    now[0] = 6.7 * 60.0  # 0.1 min after the periodic evaluation: the epoch's end only saves last.pt
+    policy.end_of_epoch(lambda: calls.append("epoch-eval"), lambda: calls.append("epoch-save"))
+    assert calls[n:] == ["epoch-save"]
     assert step_at(10.0) and calls[-1] == "eval"  # budget spent: evaluate and stop
 
 
