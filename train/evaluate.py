@@ -8,6 +8,11 @@ checkpoints (or ONNX exports) beside NISQA and DNSMOS on the same files:
 - ``p835-wb``: the human-rated ITU-T P.835 set, 16 kHz wideband files;
 - ``p835-fb``: the same conditions at 48 kHz, resampled by each model's own input path.
   On P.835, MOS is compared with ``ovrl``, NOI with ``bak`` and COL with ``sig``.
+- ``p835-nb``: 96 NOIZEUS files (other talkers, other source corpus, narrowband speech at
+  16 kHz) in 12 conditions, rated per condition only (sheet ``NOIZEUS`` of the xlsx). Each
+  model's file scores are averaged per condition, and PCC/RMSE are taken over the 12
+  condition means, as ITU-T P.1401 does for per-condition statistics: an independent
+  second look at the selection metric, though 12 points make a wide interval.
 
 Each file is scored whole, in one pass. Peer scores are cached in ``cache/eval/`` (one
 CSV per peer and dataset) so reruns only score our models. Writes ``results/eval/eval.csv``
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,6 +46,11 @@ from train.scorers import DnsmosScorer, FileScorer, NisqaScorer, model_scorer
 #: P.835 rating -> our dimension.
 P835_TO_DIMENSION = {"ovrl": "mos", "bak": "noi", "sig": "col"}
 P835_SETS = {"p835-wb": "degraded_WB_16KHz", "p835-fb": "degraded_fullband_48KHz"}
+NOIZEUS_SET = "p835-nb"
+NOIZEUS_FOLDER = "degraded_NB_16KHz"
+NOIZEUS_SHEET = "NOIZEUS"
+#: NOIZEUS sheet column -> our dimension (same mapping as P835_TO_DIMENSION).
+NOIZEUS_COLUMNS = {"MOS_OVRL": "mos", "MOS_BAK": "noi", "MOS_SIG": "col"}
 
 
 @dataclass(frozen=True)
@@ -48,9 +59,10 @@ class EvaluateConfig:
 
     models: tuple[str, ...] = ("runs/ft-asr-la/best.pt", "runs/ft-asr-last/best.pt", "runs/ft-scratch-la/best.pt")
     peers: tuple[str, ...] = ("nisqa", "dnsmos")
-    datasets: tuple[str, ...] = ("sim-test", "p835-wb", "p835-fb")
+    datasets: tuple[str, ...] = ("sim-test", "p835-wb", "p835-fb", "p835-nb")
     manifest: str = ""  # empty: <[simulate].out_dir>/manifest.csv
     p835_labels: str = "dev/p835/labels.csv"  # relative to the data root
+    p835_workbook: str = "dev/p835/CSP835_Ref_Conditions.xlsx"  # per-condition NOIZEUS ratings
     nisqa_weights: str = "weights/nisqa/nisqa.tar"  # relative to the data root
     max_clips: int = 0  # cap on sim-test clips (0 = all)
     out_dir: str = "results/eval"
@@ -66,6 +78,21 @@ class EvalSet:
     files: list[Path]
     targets: np.ndarray
     note: str = ""
+    groups: list[str] | None = None  # condition per file: metrics over condition means
+
+    def aggregate(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, targets) as metrics see them: per file, or per condition mean when grouped."""
+        if self.groups is None:
+            return scores, self.targets
+        names = sorted(set(self.groups), key=_natural_key)
+        index = np.array([names.index(g) for g in self.groups])
+        mean = lambda a: np.stack([a[index == k].mean(axis=0) for k in range(len(names))])  # noqa: E731
+        return mean(np.asarray(scores, np.float64)), mean(self.targets)
+
+
+def _natural_key(name: str) -> tuple[str, int]:
+    digits = re.search(r"(\d+)$", name)
+    return (name[: digits.start()] if digits else name, int(digits.group(1)) if digits else -1)
 
 
 def sim_test_set(manifest: Path, max_clips: int) -> EvalSet:
@@ -96,6 +123,44 @@ def p835_set(labels_csv: Path, name: str) -> EvalSet:
     if not files:
         raise ConfigError(f"{labels_csv}: no rows for set {P835_SETS[name]}")
     return EvalSet(name, files, np.array(targets), "human P.835 ratings: MOS=ovrl, NOI=bak, COL=sig")
+
+
+def noizeus_set(workbook: Path) -> EvalSet:
+    """NOIZEUS files of the P.835 folder, each with its condition's ratings (sheet NOIZEUS)."""
+    if not workbook.is_file():
+        raise ConfigError(f"P.835 workbook not found: {workbook}")
+    try:
+        import openpyxl
+    except ImportError as e:
+        raise ConfigError("the p835-nb set reads an xlsx: pip install openpyxl (in the [train] extra)") from e
+    book = openpyxl.load_workbook(workbook, read_only=True, data_only=True)
+    if NOIZEUS_SHEET not in book.sheetnames:
+        raise ConfigError(f"{workbook}: no sheet {NOIZEUS_SHEET!r} (has {book.sheetnames})")
+    rows = book[NOIZEUS_SHEET].iter_rows(values_only=True)
+    header = [str(c) if c is not None else "" for c in next(rows)]
+    missing = [c for c in ("condition_name", *NOIZEUS_COLUMNS) if c not in header]
+    if missing:
+        raise ConfigError(f"{workbook}: sheet {NOIZEUS_SHEET} lacks columns {missing}")
+    ratings: dict[str, np.ndarray] = {}
+    for row in rows:
+        cond = row[header.index("condition_name")]
+        if not isinstance(cond, str) or not re.fullmatch(r"c\d+", cond):
+            break  # the condition table ends at the first blank row (plots follow)
+        t = np.full(len(DIMENSIONS), math.nan)
+        for column, dim in NOIZEUS_COLUMNS.items():
+            t[DIMENSIONS.index(dim)] = float(row[header.index(column)])
+        ratings[cond] = t
+    files, groups = [], []
+    for path in sorted((workbook.parent / NOIZEUS_FOLDER).glob("*.flac")):
+        cond = re.search(r"_(c\d+)_", path.name)
+        if cond and cond.group(1) in ratings:
+            files.append(path)
+            groups.append(cond.group(1))
+    if not files:
+        raise ConfigError(f"{workbook.parent / NOIZEUS_FOLDER}: no files of a rated condition")
+    return EvalSet(NOIZEUS_SET, files, np.array([ratings[g] for g in groups]),
+                   f"human P.835 ratings per condition (NOIZEUS, {len(set(groups))} conditions): "
+                   "PCC/RMSE over condition means; MOS=ovrl, NOI=bak, COL=sig", groups)
 
 
 def _load_native(path: Path) -> tuple[np.ndarray, int]:
@@ -134,7 +199,8 @@ def markdown_table(ds: EvalSet, results: dict[str, dict[str, dict[str, float]]])
     """Rows = models, columns = PCC and RMSE per dimension that has labels in ``ds``."""
     dims = [d for k, d in enumerate(DIMENSIONS) if np.isfinite(ds.targets[:, k]).any()]
     head = "| model | " + " | ".join(f"{d.upper()} PCC | {d.upper()} RMSE" for d in dims) + " |"
-    lines = [f"### {ds.name} ({len(ds.files)} files)", "", f"_{ds.note}_", "", head,
+    size = f"{len(ds.files)} files" + (f", {len(set(ds.groups))} conditions" if ds.groups else "")
+    lines = [f"### {ds.name} ({size})", "", f"_{ds.note}_", "", head,
              "|---|" + "---:|---:|" * len(dims)]
     for model, table in results.items():
         cells = []
@@ -191,8 +257,13 @@ def main(argv: list[str] | None = None) -> int:
             if data_root is None:
                 raise ConfigError("the P.835 sets need the data root (--data-root or LIVESQA_DATA_ROOT)")
             datasets.append(p835_set(data_root / cfg.p835_labels, name))
+        elif name == NOIZEUS_SET:
+            if data_root is None:
+                raise ConfigError("the P.835 sets need the data root (--data-root or LIVESQA_DATA_ROOT)")
+            datasets.append(noizeus_set(data_root / cfg.p835_workbook))
         else:
-            raise ConfigError(f"unknown dataset {name!r}; known: sim-test, {', '.join(P835_SETS)}")
+            known = ", ".join(["sim-test", *P835_SETS, NOIZEUS_SET])
+            raise ConfigError(f"unknown dataset {name!r}; known: {known}")
     scorers = build_scorers(cfg, models, data_root, print)
     if not scorers:
         raise ConfigError("nothing to evaluate: no model file found and no peer available")
@@ -205,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, dict[str, dict[str, float]]] = {}
         for scorer, is_peer in scorers:
             cache = Path(cfg.cache_dir) / scorer.name.lower() / f"{ds.name}.csv" if is_peer else None
-            results[scorer.name] = per_dimension(score_set(scorer, ds, cache), ds.targets, DIMENSIONS)
+            results[scorer.name] = per_dimension(*ds.aggregate(score_set(scorer, ds, cache)), DIMENSIONS)
             for d in DIMENSIONS:
                 r = results[scorer.name][d]
                 rows.append({"dataset": ds.name, "model": scorer.name, "dimension": d,

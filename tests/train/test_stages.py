@@ -7,14 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 torch = pytest.importorskip("torch")
 sf = pytest.importorskip("soundfile")
 
+from livesqa.errors import ConfigError
 from train import evaluate, finetune, pretrain_asr, probe, sanity
 from train.checkpoint import load_checkpoint, load_model
 from train.data import read_quality_manifest
+from train.metrics import per_dimension
 from train.scorers import CheckpointScorer
 
 SR = 16000
@@ -467,3 +468,38 @@ def test_average_refuses_a_run_without_snapshots(work: Path, ft_run: Path, capsy
     assert train_main(["average", "--run", str(ft_run), "--out", str(work / "x.pt")]) == 2
     assert "no snapshots" in capsys.readouterr().err
     assert not (work / "x.pt").exists()
+
+
+def test_noizeus_set_scores_per_condition_means(tmp_path: Path) -> None:
+    """p835-nb: files take their condition's ratings, and metrics run over condition means."""
+    openpyxl = pytest.importorskip("openpyxl")
+    p835 = tmp_path / "p835"
+    (p835 / "degraded_NB_16KHz").mkdir(parents=True)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "NOIZEUS"
+    sheet.append(["condition_name", "SNR (dB)", "MNRU (QdB)", "n", "MOS_BAK", "MOS_SIG", "MOS_OVRL"])
+    ratings = {"c1": (4.0, 1.5, 2.0), "c2": (3.0, 3.0, 3.0), "c10": (1.5, 3.5, 2.5)}  # bak, sig, ovrl
+    for cond, (bak, sig, ovrl) in ratings.items():
+        sheet.append([cond, 40, 8, 60, bak, sig, ovrl])
+    sheet.append([None] * 7)
+    sheet.append(["MNRU", "Background", "Signal", "Overall"])  # a plot table below: not conditions
+    book.save(p835 / "CSP835_Ref_Conditions.xlsx")
+    rng = np.random.default_rng(1)
+    for spk in ("sp01", "sp02"):
+        for cond in (*ratings, "c99"):  # c99 has no rating: left out
+            sf.write(str(p835 / "degraded_NB_16KHz" / f"{spk}_{cond}_sn0.flac"), _tone(0.3, 300, rng), SR)
+
+    ds = evaluate.noizeus_set(p835 / "CSP835_Ref_Conditions.xlsx")
+    assert len(ds.files) == 6 and sorted(set(ds.groups or [])) == ["c1", "c10", "c2"]
+    scores = np.zeros((6, 5))
+    scores[:, 0] = [{"c1": 1.0, "c2": 2.0, "c10": 5.0}[g] + (0.5 if "sp01" in f.name else -0.5)
+                    for g, f in zip(ds.groups or [], ds.files)]
+    pred, target = ds.aggregate(scores)
+    assert pred.shape == (3, 5) and pred[:, 0].tolist() == [1.0, 2.0, 5.0]  # c1, c2, c10: natural order
+    assert target[:, 0].tolist() == [2.0, 3.0, 2.5] and target[:, 1].tolist() == [4.0, 3.0, 1.5]
+    assert np.isnan(target[:, 3]).all()  # no DIS rating
+    table = per_dimension(pred, target, DIMS)
+    assert table["mos"]["n"] == 3 and table["mos"]["pcc"] == pytest.approx(np.corrcoef([1, 2, 5], [2, 3, 2.5])[0, 1])
+    with pytest.raises(ConfigError, match="not found"):
+        evaluate.noizeus_set(tmp_path / "missing.xlsx")
