@@ -16,7 +16,7 @@ checkpoints (or ONNX exports) beside NISQA and DNSMOS on the same files:
 
 Each file is scored whole, in one pass. Peer scores are cached in ``cache/eval/`` (one
 CSV per peer and dataset) so reruns only score our models. Writes ``results/eval/eval.csv``
-(dataset, model, dimension, pcc, rmse, n) and ``eval.md``.
+(dataset, model, dimension, pcc, rmse, n), ``eval.md`` and ``eval.png`` (PCC bars).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from livesqa.errors import ConfigError, LivesqaError
 from livesqa.spec import DIMENSIONS
 from train.asr_data import resolve_data_root
 from train.data import manifest_teachers, read_quality_manifest
+from train.eval_plot import write_eval_plot
 from train.finetune import sim_manifest
 from train.metrics import per_dimension
 from train.rundir import load_section, stage_parser
@@ -288,5 +289,6 @@ def main(argv: list[str] | None = None) -> int:
         writer.writeheader()
         writer.writerows({**r, "pcc": f"{r['pcc']:.4f}", "rmse": f"{r['rmse']:.4f}"} for r in rows)
     (out / "eval.md").write_text("\n".join(sections) + f"\n\nconfig: `{asdict(cfg)}`\n", encoding="utf-8")
-    print(f"wrote {out / 'eval.csv'} and {out / 'eval.md'}")
+    plotted = write_eval_plot(rows, out / "eval.png")
+    print(f"wrote {out / 'eval.csv'}, {out / 'eval.md'}" + (f" and {out / 'eval.png'}" if plotted else ""))
     return 0

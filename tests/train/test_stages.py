@@ -277,6 +277,7 @@ def test_evaluate_tables_match_direct_scoring(work: Path, ft_run: Path) -> None:
     assert int(dis["n"]) == 0  # P.835 has no DIS label
     md = (work / "results" / "eval" / "eval.md").read_text()
     assert "| ft-asr-la |" in md and "DIS PCC" not in md.split("### p835-wb")[1]
+    assert (work / "results" / "eval" / "eval.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_peer_scores_are_cached(tmp_path: Path, work: Path) -> None:
