@@ -87,7 +87,7 @@ class EvalSet:
             return scores, self.targets
         names = sorted(set(self.groups), key=_natural_key)
         index = np.array([names.index(g) for g in self.groups])
-        mean = lambda a: np.stack([a[index == k].mean(axis=0) for k in range(len(names))])  # noqa: E731
+        mean = lambda a: np.stack([a[index == k].mean(axis=0) for k in range(len(names))])
         return mean(np.asarray(scores, np.float64)), mean(self.targets)
 
 
