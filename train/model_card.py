@@ -142,6 +142,8 @@ def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str) -> tu
         text = _read_text(path)
         if text:
             md += [f"## {title}", text.replace("\n# ", "\n### "), ""]
+            if path.with_suffix(".png").is_file():
+                md += [f"Plot: `{path.with_suffix('.png')}`.", ""]
     if export:
         md += ["## Export parity", "```json", json.dumps(export.get("parity", export), indent=2), "```", ""]
     md += ["## How it was made", "```", recipe.strip(), "```", ""]
