@@ -1,7 +1,7 @@
 """The model card is assembled from result files, never typed by hand."""
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
