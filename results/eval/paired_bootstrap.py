@@ -1,7 +1,8 @@
 """How sure are the P.835 MOS differences? Paired bootstrap over the 78 rated files.
 
 Why: the P.835 set has 78 files per bandwidth, so a PCC gap of 0.01 between two models
-may be noise. Resampling the files with replacement (the same draw for every model, so
+may be noise. The NOIZEUS part (``p835-nb``) is rated per condition, so there the unit
+resampled is one of its 12 condition means. Resampling the files with replacement (the same draw for every model, so
 the comparison is paired) gives a 95% interval for each model's PCC and for each model's
 difference from a reference.
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from livesqa.spec import DIMENSIONS
 from train.asr_data import resolve_data_root
-from train.evaluate import EvaluateConfig, p835_set, score_set
+from train.evaluate import EvalSet, EvaluateConfig, noizeus_set, p835_set, score_set
 from train.scorers import NisqaScorer, model_scorer
 
 
@@ -43,19 +44,20 @@ def main() -> None:
     root = resolve_data_root(args.data_root)
     rng = np.random.default_rng(0)
     mos = DIMENSIONS.index("mos")
-    for name in ("p835-wb", "p835-fb"):
-        ds = p835_set(root / cfg.p835_labels, name)
+    for name in ("p835-wb", "p835-fb", "p835-nb"):
+        ds: EvalSet = noizeus_set(root / cfg.p835_workbook) if name == "p835-nb" else p835_set(root / cfg.p835_labels, name)
         preds: dict[str, np.ndarray] = {}
         for path in args.models:
             scorer = model_scorer(path)
-            preds[scorer.name] = score_set(scorer, ds, None)[:, mos]
+            preds[scorer.name] = ds.aggregate(score_set(scorer, ds, None))[0][:, mos]
         cache = Path(cfg.cache_dir) / "nisqa" / f"{name}.csv"
-        preds["NISQA"] = score_set(NisqaScorer(root / cfg.nisqa_weights), ds, cache)[:, mos]
-        target = ds.targets[:, mos]
+        preds["NISQA"] = ds.aggregate(score_set(NisqaScorer(root / cfg.nisqa_weights), ds, cache))[0][:, mos]
+        target = ds.aggregate(np.zeros_like(ds.targets))[1][:, mos]
         idx = rng.integers(0, len(target), size=(args.resamples, len(target)))
         boot = {k: pcc(v[idx], target[idx]) for k, v in preds.items()}
         ref = boot[args.reference]
-        print(f"\n### {name} ({len(target)} files): MOS PCC vs OVRL, {args.resamples} paired resamples\n")
+        unit = "condition means" if ds.groups else "files"
+        print(f"\n### {name} ({len(target)} {unit}): MOS PCC vs OVRL, {args.resamples} paired resamples\n")
         print(f"| model | PCC | 95% CI | minus {args.reference} | 95% CI | P(better) |")
         print("|---|---:|---:|---:|---:|---:|")
         for k, v in preds.items():
