@@ -33,19 +33,19 @@ python -m train finetune --config "$CFG" --set finetune.run=ft-asr-la-mnru \
   --set finetune.encoder_lr=1.5e-4 --set finetune.max_minutes=115 --set finetune.val_minutes=10 \
   --set finetune.snapshots=true
 python -m train average --run runs/ft-asr-la-mnru --last 4 --out runs/ft-asr-la-mnru-avg/best.pt
-# session 4: the ASR encoder pretrained longer (asr-small continued with a cosine schedule; in the
-# session ~70 noam steps and a 20-epoch cosine segment ran first, so a rerun is the same recipe,
-# not bit-exact), then an A/B of ft-asr-la's recipe from each encoder, side by side, one thread each
-[ -d runs/asr-small-long ] || cp -r runs/asr-small runs/asr-small-long
-python -m train pretrain-asr --config "$CFG" --set asr.run=asr-small-long --set asr.max_minutes=75 \
-  --set asr.schedule=cosine --set asr.lr=8e-4 --set asr.epochs=45
+# session 4: the first ASR run was stuck on the CTC plateau (peak lr 1e-3 is too high for this
+# 8-block Conformer: it cannot even overfit 40 utterances, at 5e-4 it can; results/asr/). The
+# encoder is pretrained again from scratch at 5e-4, then an A/B of ft-asr-la's recipe from the
+# old and the new encoder, side by side on one thread each, and a probe of the new encoder
+python -m train pretrain-asr --config "$CFG" --set asr.run=asr-small-v2 --set asr.max_minutes=50 \
+  --set asr.schedule=cosine --set asr.lr=5e-4 --set asr.epochs=17
 python -m train finetune --config "$CFG" --set finetune.run=ab-asr1-la --set finetune.threads=1 \
-  --set finetune.asr_checkpoint=runs/asr-small/best.pt &
+  --set finetune.max_minutes=25 --set finetune.asr_checkpoint=runs/asr-small/best.pt &
 python -m train finetune --config "$CFG" --set finetune.run=ab-asr2-la --set finetune.threads=1 \
-  --set finetune.asr_checkpoint=runs/asr-small-long/best.pt
+  --set finetune.max_minutes=25 --set finetune.asr_checkpoint=runs/asr-small-v2/best.pt
 wait
-python -m train probe --config "$CFG" --set probe.run=probe-small-long \
-  --set probe.asr_checkpoint=runs/asr-small-long/best.pt --set probe.out_dir=results/probing-asr-small-long
+python -m train probe --config "$CFG" --set probe.run=probe-small-v2 \
+  --set probe.asr_checkpoint=runs/asr-small-v2/best.pt --set probe.out_dir=results/probing-asr-small-v2
 python -m train evaluate --config "$CFG"                           # results/eval/ (with NISQA, DNSMOS)
 # the default = the best row by MOS PCC on the P.835 set (results/eval/eval.csv); pass it as BEST
 BEST=${BEST:-runs/ft-asr-la-long/best.pt}
