@@ -161,6 +161,10 @@ def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str) -> tu
         "a continuation trained on them (`ft-asr-la-mnru` in the tables) tracks COL better but did not "
         "beat this model on the selection metric, P.835 16 kHz MOS PCC. MNRU was added after the "
         "P.835 results showed the gap, so P.835 COL is not a blind measure for such a model."),
+        ("- Its ASR pretraining stalled on the CTC plateau (peak lr 1e-3 was too high for this encoder; "
+        "`results/asr/README.md`), so the encoder carries less quality information than it could. An "
+        "encoder pretrained again at 5e-4 (CER 0.466 vs 0.737) gave a small, not yet resolvable gain at "
+        "equal fine-tuning time (`ab-asr1-la` vs `ab-asr2-la` above); its long run is in progress."),
         "- CPU-only training at small scale (minutes per stage): see the tables above for what that bought.",
         "",
     ]
