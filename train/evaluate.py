@@ -135,9 +135,15 @@ def noizeus_set(workbook: Path) -> EvalSet:
     except ImportError as e:
         raise ConfigError("the p835-nb set reads an xlsx: pip install openpyxl (in the [train] extra)") from e
     book = openpyxl.load_workbook(workbook, read_only=True, data_only=True)
-    if NOIZEUS_SHEET not in book.sheetnames:
-        raise ConfigError(f"{workbook}: no sheet {NOIZEUS_SHEET!r} (has {book.sheetnames})")
-    rows = book[NOIZEUS_SHEET].iter_rows(values_only=True)
+    try:
+        if NOIZEUS_SHEET not in book.sheetnames:
+            raise ConfigError(f"{workbook}: no sheet {NOIZEUS_SHEET!r} (has {book.sheetnames})")
+        table = list(book[NOIZEUS_SHEET].iter_rows(values_only=True))
+    finally:
+        book.close()  # read-only workbooks keep the file open until closed
+    if not table:
+        raise ConfigError(f"{workbook}: sheet {NOIZEUS_SHEET} is empty")
+    rows = iter(table)
     header = [str(c) if c is not None else "" for c in next(rows)]
     missing = [c for c in ("condition_name", *NOIZEUS_COLUMNS) if c not in header]
     if missing:
