@@ -81,14 +81,15 @@ class EvalSet:
     note: str = ""
     groups: list[str] | None = None  # condition per file: metrics over condition means
 
-    def aggregate(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, targets) as metrics see them: per file, or per condition mean when grouped."""
+    def aggregate(self, values: np.ndarray) -> np.ndarray:
+        """Per-file ``[N, K]`` values (scores or targets) as metrics see them: unchanged, or
+        one mean row per condition (natural order: c1, c2, ..., c10) when grouped."""
         if self.groups is None:
-            return scores, self.targets
+            return values
         names = sorted(set(self.groups), key=_natural_key)
         index = np.array([names.index(g) for g in self.groups])
-        mean = lambda a: np.stack([a[index == k].mean(axis=0) for k in range(len(names))])
-        return mean(np.asarray(scores, np.float64)), mean(self.targets)
+        values = np.asarray(values, np.float64)
+        return np.stack([values[index == k].mean(axis=0) for k in range(len(names))])
 
 
 def _natural_key(name: str) -> tuple[str, int]:
@@ -260,14 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in cfg.datasets:
         if name == "sim-test":
             datasets.append(sim_test_set(Path(sim_manifest(resolved, cfg.manifest)), cfg.max_clips))
-        elif name in P835_SETS:
+        elif name in P835_SETS or name == NOIZEUS_SET:
             if data_root is None:
                 raise ConfigError("the P.835 sets need the data root (--data-root or LIVESQA_DATA_ROOT)")
-            datasets.append(p835_set(data_root / cfg.p835_labels, name))
-        elif name == NOIZEUS_SET:
-            if data_root is None:
-                raise ConfigError("the P.835 sets need the data root (--data-root or LIVESQA_DATA_ROOT)")
-            datasets.append(noizeus_set(data_root / cfg.p835_workbook))
+            datasets.append(noizeus_set(data_root / cfg.p835_workbook) if name == NOIZEUS_SET
+                            else p835_set(data_root / cfg.p835_labels, name))
         else:
             known = ", ".join(["sim-test", *P835_SETS, NOIZEUS_SET])
             raise ConfigError(f"unknown dataset {name!r}; known: {known}")
@@ -283,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, dict[str, dict[str, float]]] = {}
         for scorer, is_peer in scorers:
             cache = Path(cfg.cache_dir) / scorer.name.lower() / f"{ds.name}.csv" if is_peer else None
-            results[scorer.name] = per_dimension(*ds.aggregate(score_set(scorer, ds, cache)), DIMENSIONS)
+            scores = ds.aggregate(score_set(scorer, ds, cache))
+            results[scorer.name] = per_dimension(scores, ds.aggregate(ds.targets), DIMENSIONS)
             for d in DIMENSIONS:
                 r = results[scorer.name][d]
                 rows.append({"dataset": ds.name, "model": scorer.name, "dimension": d,

@@ -1,10 +1,10 @@
-"""How sure are the P.835 MOS differences? Paired bootstrap over the 78 rated files.
+"""How sure are the P.835 MOS differences? Paired bootstrap over the rated files.
 
 Why: the P.835 set has 78 files per bandwidth, so a PCC gap of 0.01 between two models
-may be noise. The NOIZEUS part (``p835-nb``) is rated per condition, so there the unit
-resampled is one of its 12 condition means. Resampling the files with replacement (the same draw for every model, so
+may be noise. Resampling the files with replacement (the same draw for every model, so
 the comparison is paired) gives a 95% interval for each model's PCC and for each model's
-difference from a reference.
+difference from a reference. The NOIZEUS part (``p835-nb``) is rated per condition, so
+there the unit resampled is one of its 12 condition means.
 
     python results/eval/paired_bootstrap.py --reference ft-asr-la-long \
         runs/ft-asr-la-long/best.pt runs/ft-asr-la-mnru/best.pt runs/ft-asr-la-mnru-avg/best.pt
@@ -49,10 +49,10 @@ def main() -> None:
         preds: dict[str, np.ndarray] = {}
         for path in args.models:
             scorer = model_scorer(path)
-            preds[scorer.name] = ds.aggregate(score_set(scorer, ds, None))[0][:, mos]
+            preds[scorer.name] = ds.aggregate(score_set(scorer, ds, None))[:, mos]
         cache = Path(cfg.cache_dir) / "nisqa" / f"{name}.csv"
-        preds["NISQA"] = ds.aggregate(score_set(NisqaScorer(root / cfg.nisqa_weights), ds, cache))[0][:, mos]
-        target = ds.aggregate(np.zeros_like(ds.targets))[1][:, mos]
+        preds["NISQA"] = ds.aggregate(score_set(NisqaScorer(root / cfg.nisqa_weights), ds, cache))[:, mos]
+        target = ds.aggregate(ds.targets)[:, mos]
         idx = rng.integers(0, len(target), size=(args.resamples, len(target)))
         boot = {k: pcc(v[idx], target[idx]) for k, v in preds.items()}
         ref = boot[args.reference]

@@ -496,7 +496,7 @@ def test_noizeus_set_scores_per_condition_means(tmp_path: Path) -> None:
     scores = np.zeros((6, 5))
     scores[:, 0] = [{"c1": 1.0, "c2": 2.0, "c10": 5.0}[g] + (0.5 if "sp01" in f.name else -0.5)
                     for g, f in zip(ds.groups or [], ds.files)]
-    pred, target = ds.aggregate(scores)
+    pred, target = ds.aggregate(scores), ds.aggregate(ds.targets)
     assert pred.shape == (3, 5) and pred[:, 0].tolist() == [1.0, 2.0, 5.0]  # c1, c2, c10: natural order
     assert target[:, 0].tolist() == [2.0, 3.0, 2.5] and target[:, 1].tolist() == [4.0, 3.0, 1.5]
     assert np.isnan(target[:, 3]).all()  # no DIS rating
