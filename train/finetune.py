@@ -10,7 +10,8 @@ With ``init = "asr"`` the front end and encoder start from the CTC checkpoint an
 fine-tuned whole (at ``encoder_lr``); the head and the uncertainty weights train at ``lr``.
 Loss: Kendall's uncertainty-weighted MSE over the five teacher targets, missing labels
 masked. Validation PCC/RMSE per dimension each epoch; ``best.pt`` = best val MOS PCC.
-Stops after ``epochs`` or ``max_minutes`` (per invocation); resumes from ``last.pt``.
+Stops after ``epochs``, ``max_minutes`` (per invocation) or ``max_steps`` (in all); resumes
+from ``last.pt``.
 
 Longer runs: ``init = "checkpoint"`` warm-starts every weight (head and uncertainty
 terms included) from ``init_checkpoint``, a finished quality run; ``schedule = "cosine"``
@@ -83,6 +84,7 @@ class FinetuneConfig:
     crop_s: float = 0.0  # > 0: random training crops of this length
     epochs: int = 30
     max_minutes: float = 30.0
+    max_steps: int = 0  # > 0: stop (validating first) at this optimizer step, whatever the clock says
     grad_clip: float = 5.0
     val_max_clips: int = 0  # 0 = whole val split
     val_minutes: float = 0.0  # > 0: also validate (and maybe write best.pt) this often within an epoch
@@ -103,6 +105,8 @@ class FinetuneConfig:
             raise ValueError("schedule = 'cosine' needs total_steps > warmup_steps")
         if self.batch_size < 1 or self.lr <= 0 or self.encoder_lr <= 0 or self.epochs < 1:
             raise ValueError("batch_size, lr, encoder_lr and epochs must be positive")
+        if self.max_steps < 0:
+            raise ValueError("max_steps must be >= 0 (0 = no step limit)")
 
 
 def run_name(cfg: FinetuneConfig, model_cfg: ModelConfig) -> str:
@@ -214,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                                "loss_state": loss_fn.state_dict(), "finetune": asdict(cfg),
                                "val": val or {}, **provenance})
 
-    policy = StepPolicy(cfg.max_minutes, cfg.checkpoint_minutes, cfg.val_minutes, run.log)
+    policy = StepPolicy(cfg.max_minutes, cfg.checkpoint_minutes, cfg.val_minutes, run.log, cfg.max_steps)
     budget = policy.budget
 
     def validate_and_save(ep: int, batch_pos: int, n_batches: int, losses: list[float]) -> None:
@@ -243,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
             save_checkpoint(run.path / "snapshots" / f"step-{step:06d}.pt", model, model_cfg, stage="quality",
                             step=step, extra={"val": val, "loss_state": loss_fn.state_dict(), **provenance})
 
-    stopped = False
+    stopped = policy.steps_done(step)  # resumed a run that already reached its step limit
+    if stopped:
+        run.log.info("already at step %d of max_steps %d: nothing to do", step, cfg.max_steps)
     while epoch < cfg.epochs and not stopped:
         if cfg.reload_manifest and epoch > 0:
             fresh = read_quality_manifest(manifest, "train")

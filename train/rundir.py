@@ -105,14 +105,16 @@ class Every:
 class StepPolicy:
     """What a training loop does after each step: the same rule for ASR and fine-tuning.
 
-    Budget spent: evaluate, save and stop. Else an evaluation is due (``eval_minutes`` > 0):
-    evaluate and save. Else a checkpoint is due: save ``last.pt`` only. ``after_step``
-    returns True when the loop must stop.
+    Budget spent (wall clock, or ``max_steps`` > 0 reached): evaluate, save and stop. Else an
+    evaluation is due (``eval_minutes`` > 0): evaluate and save. Else a checkpoint is due:
+    save ``last.pt`` only. ``after_step`` returns True when the loop must stop. A step limit
+    makes a run's length independent of the machine's speed, so a rebuild stops where it did.
     """
 
     def __init__(self, max_minutes: float, checkpoint_minutes: float, eval_minutes: float,
-                 log: logging.Logger) -> None:
+                 log: logging.Logger, max_steps: int = 0) -> None:
         self.budget = Budget(max_minutes)
+        self.max_steps = max_steps
         self._max_minutes = max_minutes
         self._checkpoints = Every(checkpoint_minutes)
         self._evals = Every(eval_minutes) if eval_minutes > 0 else None
@@ -124,11 +126,19 @@ class StepPolicy:
             self._log.info("wall-clock budget of %.1f min reached at step %d", self._max_minutes, step)
             evaluate_and_save()
             return True
+        if self.steps_done(step):
+            self._log.info("step limit of %d reached", self.max_steps)
+            evaluate_and_save()
+            return True
         if self._evals is not None and self._evals.due():
             evaluate_and_save()
         elif self._checkpoints.due():
             save_last()
         return False
+
+    def steps_done(self, step: int) -> bool:
+        """True once ``step`` reached ``max_steps`` (never when it is 0)."""
+        return 0 < self.max_steps <= step
 
     def end_of_epoch(self, evaluate_and_save: Callable[[], None], save_last: Callable[[], None]) -> None:
         """Evaluate at an epoch's end; the periodic evaluation restarts its period from here.

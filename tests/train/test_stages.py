@@ -440,6 +440,21 @@ def test_step_policy_stops_evaluates_and_checkpoints_on_time(monkeypatch: pytest
     assert step_at(10.0) and calls[-1] == "eval"  # budget spent: evaluate and stop
 
 
+def test_step_policy_stops_at_max_steps_whatever_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from train import rundir
+
+    monkeypatch.setattr(rundir.time, "monotonic", lambda: 0.0)
+    policy = rundir.StepPolicy(10.0, checkpoint_minutes=1.0, eval_minutes=3.0, log=logging.getLogger("t"),
+                               max_steps=5)
+    calls: list[str] = []
+    assert not policy.after_step(4, lambda: calls.append("eval"), lambda: calls.append("save"))
+    assert policy.after_step(5, lambda: calls.append("eval"), lambda: calls.append("save"))
+    assert calls == ["eval"]
+    assert not rundir.StepPolicy(10.0, 1.0, 3.0, logging.getLogger("t")).steps_done(10**9)  # 0 = no limit
+
+
 def test_snapshots_average_to_the_elementwise_mean(work: Path, ft_run: Path) -> None:
     from train import average
 
@@ -461,6 +476,19 @@ def test_snapshots_average_to_the_elementwise_mean(work: Path, ft_run: Path) -> 
     assert avg["extra"]["averaged_from"] == [str(snaps[1]), str(snaps[2])]
     model, _, _ = load_model(out)  # loads as an ordinary quality model
     assert model.quality_head is not None
+
+
+def test_finetune_stops_at_max_steps_with_a_validation_and_resumes_to_nothing(work: Path, ft_run: Path) -> None:
+    args = [*_cfg(work), "--set", "finetune.run=ft-steps", "--set", "finetune.init=checkpoint",
+            "--set", f"finetune.init_checkpoint={ft_run / 'best.pt'}", "--set", "finetune.epochs=5",
+            "--set", "finetune.max_steps=2"]
+    assert finetune.main(args) == 0
+    run = work / "runs" / "ft-steps"
+    assert [int(r["step"]) for r in _rows(run / "metrics.csv")] == [1, 2]  # epoch 0's end, then the limit
+    assert load_checkpoint(run / "last.pt")["step"] == 2
+    assert finetune.main(args) == 0  # rerun: already there, no step taken
+    assert load_checkpoint(run / "last.pt")["step"] == 2 and len(_rows(run / "metrics.csv")) == 2
+    assert "nothing to do" in (run / "train.log").read_text()
 
 
 def test_average_refuses_a_run_without_snapshots(work: Path, ft_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
