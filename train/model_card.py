@@ -82,9 +82,17 @@ def _probing_table(probing_csv: Path) -> str:
     return "\n".join(lines)
 
 
-def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str) -> tuple[str, dict[str, Any]]:
-    """Markdown and JSON card for ``model`` from the result files under ``results``."""
+def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str,
+               probing_dir: Path | None = None) -> tuple[str, dict[str, Any]]:
+    """Markdown and JSON card for ``model`` from the result files under ``results``.
+
+    ``probing_dir`` holds the probe of this model's own encoder (default ``results/probing``).
+    Limits that belong to one model, not to the method, are Markdown bullets in
+    ``<model>.limits.md`` beside it: they change when the model does, so they are not code.
+    """
     spec = read_spec(model)
+    probing_dir = probing_dir or results / "probing"
+    own_limits = _read_text(model.with_suffix(".limits.md"))
     config = json.loads(spec.extra.get("model_config", "{}"))
     export = json.loads(_read_text(model.with_suffix(".export.json")) or "{}")
     asr = _asr_summary(asr_metrics)
@@ -134,10 +142,10 @@ def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str) -> tu
         ("Sanity checks on synthetic degradations", results / "sanity" / "sanity.md"),
         ("Speed (one CPU thread, side by side in one run)", results / "bench" / "bench.md"),
     )
-    probing = _probing_table(results / "probing" / "probing.csv")
+    probing = _probing_table(probing_dir / "probing.csv")
     if probing:
         md += ["## Probing (PCC per encoder layer, frozen ASR encoder)", probing,
-               "", "Plot: `results/probing/probing.png`.", ""]
+               "", f"Plot: `{probing_dir / 'probing.png'}`.", ""]
     for title, path in sections:
         text = _read_text(path)
         if text:
@@ -154,18 +162,8 @@ def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str) -> tu
         "teacher except by chance."),
         ("- Clean sources are read English (speechocean762: Mandarin-L1 learners, about half children; "
         "LibriSpeech excerpts): other languages, spontaneous or far-field speech are less covered."),
-        ("- Signal distortion it never saw in training is judged poorly: the simulated corpus of this "
-        "model has no MNRU (P.810 signal-correlated noise), which is the SIG distortion of the P.835 "
-        "set, so COL tracks SIG far less well than NISQA does there (most of all on the 48 kHz files, "
-        "resampled). The simulator draws MNRU for clips from index 10000 on (787 of 15,000 clips); "
-        "a continuation trained on them (`ft-asr-la-mnru` in the tables) tracks COL better but did not "
-        "beat this model on the selection metric, P.835 16 kHz MOS PCC. MNRU was added after the "
-        "P.835 results showed the gap, so P.835 COL is not a blind measure for such a model."),
-        ("- Its ASR pretraining stalled on the CTC plateau (peak lr 1e-3 was too high for this encoder; "
-        "`results/asr/README.md`), so the encoder carries less quality information than it could. An "
-        "encoder pretrained again at 5e-4 (CER 0.466 vs 0.737) gave a small, not yet resolvable gain at "
-        "equal fine-tuning time (`ab-asr1-la` vs `ab-asr2-la` above); its long run is in progress."),
         "- CPU-only training at small scale (minutes per stage): see the tables above for what that bought.",
+        *([own_limits] if own_limits else []),
         "",
     ]
     return "\n".join(md), facts
@@ -175,13 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train card", description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="exported ONNX model")
     p.add_argument("--results", default="results", help="folder with eval/, sanity/, bench/, probing/")
-    p.add_argument("--asr-metrics", default="runs/asr-small/metrics.csv")
+    p.add_argument("--asr-metrics", default="runs/asr-small/metrics.csv", help="the encoder's ASR run")
+    p.add_argument("--probing", default="", help="probe of the encoder (default: RESULTS/probing)")
     p.add_argument("--recipe", default="train/build_default_model.sh", help="script that rebuilt it")
     args = p.parse_args(argv)
     model = Path(args.model)
     recipe_path = Path(args.recipe)
     recipe = _read_text(recipe_path) if recipe_path.is_file() else args.recipe
-    md, facts = build_card(model, Path(args.results), Path(args.asr_metrics), recipe)
+    md, facts = build_card(model, Path(args.results), Path(args.asr_metrics), recipe,
+                           Path(args.probing) if args.probing else None)
     model.with_suffix(".md").write_text(md, encoding="utf-8")
     model.with_suffix(".card.json").write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(f"wrote {model.with_suffix('.md')} and {model.with_suffix('.card.json')}")

@@ -27,3 +27,18 @@ def test_card_embeds_result_files_and_links_the_eval_plot(tmp_path: Path, make_t
     assert "sanity.png" not in md  # ... and only when it exists
     assert "CER 0.600" in md and facts["asr_pretraining"]["best_test_cer"] == pytest.approx(0.60)
     assert "CC BY-NC-SA 4.0" in md and "bash train/build_default_model.sh" in md
+
+
+def test_card_takes_limits_from_beside_the_model_and_probing_from_its_encoder(
+        tmp_path: Path, make_tiny_model: Callable[..., Path]) -> None:
+    model = make_tiny_model()
+    probe = tmp_path / "probing-v2"
+    probe.mkdir()
+    (probe / "probing.csv").write_text("layer,dimension,pcc\n0,mos,0.600\n1,mos,0.788\n")
+    md, _ = build_card(model, tmp_path / "results", tmp_path / "none.csv", "r", probe)
+    assert "| 1 | 0.788 |" in md and f"`{probe / 'probing.png'}`" in md
+    assert "never saw in training" not in md  # no model-specific limit without its file
+    model.with_suffix(".limits.md").write_text("- Hears only owls.\n")
+    md, _ = build_card(model, tmp_path / "results", tmp_path / "none.csv", "r", probe)
+    limits = md.split("## Known limits", 1)[1]
+    assert "- Hears only owls." in limits and "NISQA v2" in limits  # its own after the method's
