@@ -54,6 +54,7 @@ python -m train finetune --config "$CFG" --set finetune.run=ft-asr2-la-long \
   --set finetune.init=checkpoint --set finetune.init_checkpoint=runs/ab-asr2-la/best.pt \
   --set finetune.schedule=cosine --set finetune.total_steps=7000 --set finetune.max_steps=7000 \
   --set finetune.max_minutes=150 --set finetune.val_minutes=12 --set finetune.snapshots=true
+python -m train average --run runs/ft-asr2-la-long --last 4 --out runs/ft-asr2-la-long-avg/best.pt
 python -m train evaluate --config "$CFG"                           # results/eval/ (with NISQA, DNSMOS)
 # the default = the best row by MOS PCC on the P.835 set (results/eval/eval.csv); pass it as BEST
 BEST=${BEST:-runs/ft-asr-la-long/best.pt}
