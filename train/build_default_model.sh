@@ -56,11 +56,16 @@ python -m train finetune --config "$CFG" --set finetune.run=ft-asr2-la-long \
   --set finetune.max_minutes=150 --set finetune.val_minutes=12 --set finetune.snapshots=true
 python -m train average --run runs/ft-asr2-la-long --last 4 --out runs/ft-asr2-la-long-avg/best.pt
 python -m train evaluate --config "$CFG"                           # results/eval/ (with NISQA, DNSMOS)
-# the default = the best row by MOS PCC on the P.835 set (results/eval/eval.csv); pass it as BEST
-BEST=${BEST:-runs/ft-asr-la-long/best.pt}
-python -m train export --checkpoint "$BEST" --out "exported/$NAME.onnx" --name "$NAME"
+# the default = the best row by MOS PCC on the P.835 16 kHz set (results/eval/eval.csv; session 5:
+# ft-asr2-la-long-avg, 0.3.0); pass another as BEST. Its encoder is asr-small-v2's, so the card
+# reads that ASR run and that probe; its model-specific limits are exported/$NAME.limits.md
+BEST=${BEST:-runs/ft-asr2-la-long-avg/best.pt}
+python -m train export --checkpoint "$BEST" --out "exported/$NAME.onnx" --name "$NAME" --version "${VERSION:-0.3.0}"
 python -m train sanity --config "$CFG" --model "exported/$NAME.onnx" --teacher-reference  # results/sanity/
 python -m train export --random-init configs/train/paper.toml --out cache/paper-random.onnx
 python -m train bench --models "exported/$NAME.onnx" cache/paper-random.onnx \
   --nisqa "${LIVESQA_DATA_ROOT:-../shared/data}/weights/nisqa/nisqa.tar" | tee results/bench/bench.md
-python -m train card --model "exported/$NAME.onnx"
+{ echo "# livesqa bench (model, one thread) — $(date -u +%FT%TZ), $(nproc) cores"; \
+  livesqa bench --model "exported/$NAME.onnx" --windows 200; } > results/bench/runtime.txt 2>&1
+python -m train card --model "exported/$NAME.onnx" --asr-metrics runs/asr-small-v2/metrics.csv \
+  --probing results/probing-asr-small-v2
