@@ -245,6 +245,13 @@ def build_scorers(cfg: EvaluateConfig, models: Sequence[str], data_root: Path | 
     return scorers
 
 
+def human_rated_set(name: str, data_root: Path, cfg: EvaluateConfig) -> EvalSet:
+    """One of the human-rated sets by name: ``p835-nb`` (NOIZEUS, from the workbook) or a P.835 folder."""
+    if name == NOIZEUS_SET:
+        return noizeus_set(data_root / cfg.p835_workbook)
+    return p835_set(data_root / cfg.p835_labels, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("evaluate", "PCC/RMSE tables on the simulated test split and the P.835 set")
     parser.add_argument("--model", action="append", default=[], help="checkpoint or ONNX file (repeatable; "
@@ -264,8 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         elif name in P835_SETS or name == NOIZEUS_SET:
             if data_root is None:
                 raise ConfigError("the P.835 sets need the data root (--data-root or LIVESQA_DATA_ROOT)")
-            datasets.append(noizeus_set(data_root / cfg.p835_workbook) if name == NOIZEUS_SET
-                            else p835_set(data_root / cfg.p835_labels, name))
+            datasets.append(human_rated_set(name, data_root, cfg))
         else:
             known = ", ".join(["sim-test", *P835_SETS, NOIZEUS_SET])
             raise ConfigError(f"unknown dataset {name!r}; known: {known}")

@@ -22,7 +22,7 @@ import numpy as np
 
 from livesqa.spec import DIMENSIONS
 from train.asr_data import resolve_data_root
-from train.evaluate import EvalSet, EvaluateConfig, noizeus_set, p835_set, score_set
+from train.evaluate import EvalSet, EvaluateConfig, human_rated_set, score_set
 from train.scorers import NisqaScorer, model_scorer
 
 
@@ -45,7 +45,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     mos = DIMENSIONS.index("mos")
     for name in ("p835-wb", "p835-fb", "p835-nb"):
-        ds: EvalSet = noizeus_set(root / cfg.p835_workbook) if name == "p835-nb" else p835_set(root / cfg.p835_labels, name)
+        ds: EvalSet = human_rated_set(name, root, cfg)
         preds: dict[str, np.ndarray] = {}
         for path in args.models:
             scorer = model_scorer(path)
