@@ -34,7 +34,7 @@ MOS = DIMENSIONS.index("mos")
 class NisqaMosOnly(NisqaTeacher):
     """A MOS-only NISQA checkpoint (model ``NISQA``) behind the evaluate stage's scorer API."""
 
-    def __init__(self, weights_path: Path) -> None:  # noqa: D107 - NisqaTeacher insists on NISQA_DIM
+    def __init__(self, weights_path: Path) -> None:  # not super(): that one insists on NISQA_DIM
         import torch
         from nisqa import NISQA_lib
 
