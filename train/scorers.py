@@ -75,14 +75,13 @@ class OnnxFileScorer:
 
 
 class NisqaScorer:
-    """The NISQA v2 teacher (``train.teachers``), already reordered to DIMENSIONS."""
+    """A NISQA checkpoint (``train.teachers``), reordered to DIMENSIONS; NaN where it has no output."""
 
-    name = "NISQA"
-
-    def __init__(self, weights_path: str | Path) -> None:
+    def __init__(self, weights_path: str | Path, name: str = "NISQA") -> None:
         from train.teachers import NisqaTeacher
 
         self._teacher = NisqaTeacher(weights_path)
+        self.name = name
 
     def score(self, wav: np.ndarray, sample_rate_hz: int) -> np.ndarray:
         out = self._teacher.score(np.asarray(wav, np.float32), sample_rate_hz)

@@ -37,6 +37,8 @@ from train.manifest_lock import manifest_locked, write_csv_atomic
 log = logging.getLogger(__name__)
 
 NISQA_OUTPUT_ORDER = ("mos", "noi", "dis", "col", "loud")  # the order NISQA_DIM emits
+# what each NISQA model class emits, by the ``model`` argument its checkpoint stores
+NISQA_OUTPUTS: dict[str, tuple[str, ...]] = {"NISQA_DIM": NISQA_OUTPUT_ORDER, "NISQA": ("mos",)}
 # NISQA's checkpoints leave ms_sr unset (librosa then keeps the file's rate), but it was
 # trained on 48 kHz files and its 20 ms window is defined in seconds, so the mel level
 # depends on the rate: feed 48 kHz, as its reference pipeline's default does.
@@ -46,7 +48,8 @@ DNSMOS_KEYS = ("sig", "bak", "ovrl", "p808")
 
 
 class NisqaTeacher:
-    """NISQA v2 (NISQA_DIM) on CPU, one thread; ``score`` returns our dimension order."""
+    """NISQA v2 (NISQA_DIM, or a MOS-only NISQA) on CPU, one thread; ``score`` returns our
+    dimension order."""
 
     def __init__(self, weights_path: str | Path, device: str = "cpu") -> None:
         import torch
@@ -64,15 +67,20 @@ class NisqaTeacher:
         except Exception as e:  # torch raises several unrelated types for bad files
             raise ModelSpecError(f"{path}: not a NISQA checkpoint ({e})") from e
         self.args: dict[str, Any] = dict(checkpoint["args"])
-        if self.args.get("model") != "NISQA_DIM":
-            raise ModelSpecError(f"{path}: model {self.args.get('model')!r} is not NISQA_DIM (five dimensions)")
-        wanted = inspect.signature(NISQA_lib.NISQA_DIM.__init__).parameters
-        self.model = NISQA_lib.NISQA_DIM(**{k: v for k, v in self.args.items() if k in wanted})
+        kind = self.args.get("model")
+        if kind not in NISQA_OUTPUTS:
+            raise ModelSpecError(f"{path}: model {kind!r} is neither NISQA_DIM (five dimensions) nor NISQA (MOS)")
+        self._outputs = NISQA_OUTPUTS[kind]
+        # the dimensions this checkpoint scores, in our order
+        self.dimensions: tuple[str, ...] = tuple(d for d in DIMENSIONS if d in self._outputs)
+        model_cls = getattr(NISQA_lib, kind)
+        wanted = inspect.signature(model_cls.__init__).parameters
+        self.model = model_cls(**{k: v for k, v in self.args.items() if k in wanted})
         self.model.load_state_dict(checkpoint["model_state_dict"], strict=True)
         self.model.eval().to(device)
         self.device = device
         self.sample_rate_hz = int(self.args.get("ms_sr") or NISQA_DEFAULT_RATE_HZ)
-        self.name = f"nisqa-dim({path.name})"
+        self.name = f"{'nisqa-dim' if kind == 'NISQA_DIM' else 'nisqa-mos'}({path.name})"
         self._lib = NISQA_lib
 
     def melspec(self, wav: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -87,7 +95,8 @@ class NisqaTeacher:
         return np.asarray(librosa.amplitude_to_db(mel, ref=1.0, amin=1e-4, top_db=80.0), np.float32)
 
     def score(self, wav: npt.NDArray[np.float32], sample_rate_hz: int) -> dict[str, float]:
-        """Scores of one mono clip: keys mos, noi, col, dis, loud (1–5 scale, unclipped)."""
+        """Scores of one mono clip, keys :attr:`dimensions` (mos, noi, col, dis, loud for
+        NISQA_DIM; mos alone for a MOS-only NISQA), 1–5 scale, unclipped."""
         import torch
 
         audio = resample(np.asarray(wav, np.float32), sample_rate_hz, self.sample_rate_hz)
@@ -97,8 +106,8 @@ class NisqaTeacher:
             self.args["ms_max_segments"])
         with torch.inference_mode():
             out = self.model(segments[None].to(self.device), torch.as_tensor([int(n_wins)]))
-        values = dict(zip(NISQA_OUTPUT_ORDER, out[0].cpu().numpy().tolist(), strict=True))
-        return {k: float(values[k]) for k in DIMENSIONS}
+        values = dict(zip(self._outputs, out[0].cpu().numpy().tolist(), strict=True))
+        return {k: float(values[k]) for k in self.dimensions}
 
 
 class DnsmosTeacher:
@@ -183,6 +192,9 @@ def label(cfg: LabelConfig, progress: bool = True) -> int:
     todo = [r for r in rows if _needs(r, cfg)]
     weights = cfg.nisqa_weights or str(resolve_data_root(cfg.data_root or None) / "weights/nisqa/nisqa.tar")
     nisqa = NisqaTeacher(weights)
+    if nisqa.dimensions != DIMENSIONS:
+        raise ConfigError(f"{weights}: labels need all five dimensions; this checkpoint scores only "
+                          f"{', '.join(nisqa.dimensions)} (use NISQA v2's nisqa.tar)")
     dns = DnsmosTeacher() if cfg.dnsmos else None
     provenance = nisqa.name + (f"+{dns.name}" if dns else "")
     labels: dict[str, dict[str, str]] = {}

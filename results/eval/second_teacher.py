@@ -15,53 +15,16 @@ NISQA v2's scores come from (and extend) the evaluate stage's cache, ``cache/eva
 from __future__ import annotations
 
 import argparse
-import inspect
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
-from livesqa.audio import resample
 from livesqa.spec import DIMENSIONS
 from train.asr_data import resolve_data_root
 from train.evaluate import EvaluateConfig, human_rated_set, score_set
 from train.scorers import NisqaScorer
-from train.teachers import NISQA_DEFAULT_RATE_HZ, NisqaTeacher
 
 MOS = DIMENSIONS.index("mos")
-
-
-class NisqaMosOnly(NisqaTeacher):
-    """A MOS-only NISQA checkpoint (model ``NISQA``) behind the evaluate stage's scorer API."""
-
-    def __init__(self, weights_path: Path) -> None:  # not super(): that one insists on NISQA_DIM
-        import torch
-        from nisqa import NISQA_lib
-
-        torch.set_num_threads(1)
-        checkpoint = torch.load(str(weights_path), map_location="cpu", weights_only=False)
-        self.args = dict(checkpoint["args"])
-        wanted = inspect.signature(NISQA_lib.NISQA.__init__).parameters
-        self.model = NISQA_lib.NISQA(**{k: v for k, v in self.args.items() if k in wanted})
-        self.model.load_state_dict(checkpoint["model_state_dict"], strict=True)
-        self.model.eval()
-        self.device = "cpu"
-        self.sample_rate_hz = int(self.args.get("ms_sr") or NISQA_DEFAULT_RATE_HZ)
-        self.name = weights_path.stem
-        self._lib = NISQA_lib
-
-    def score(self, wav: npt.NDArray[np.float32], sample_rate_hz: int) -> np.ndarray:  # type: ignore[override]
-        import torch
-
-        audio = resample(np.asarray(wav, np.float32), sample_rate_hz, self.sample_rate_hz)
-        segments, n_wins = self._lib.segment_specs(
-            "<array>", self.melspec(audio), self.args["ms_seg_length"], self.args["ms_seg_hop_length"],
-            self.args["ms_max_segments"])
-        with torch.inference_mode():
-            mos = float(self.model(segments[None], torch.as_tensor([int(n_wins)]))[0, 0])
-        out = np.full(len(DIMENSIONS), np.nan)
-        out[MOS] = mos
-        return out
 
 
 def main() -> None:
@@ -71,7 +34,8 @@ def main() -> None:
     root = resolve_data_root(args.data_root)
     cfg = EvaluateConfig()
     scorers = [(NisqaScorer(root / cfg.nisqa_weights), Path(cfg.cache_dir) / "nisqa")]
-    scorers += [(NisqaMosOnly(w), None) for w in sorted((root / "weights/cs22-nisqa").glob("*.tar"))]
+    for weights in sorted((root / "weights/cs22-nisqa").glob("*.tar")):
+        scorers.append((NisqaScorer(weights, name=weights.stem), None))
     sets = ["p835-wb", "p835-fb", "p835-nb"]
     print("| teacher | " + " | ".join(f"{s} MOS PCC" for s in sets) + " |")
     print("| --- |" + " --- |" * len(sets))

@@ -98,3 +98,24 @@ def test_label_fills_manifest_and_resumes(speech: np.ndarray, tmp_path: Path) ->
     assert done[0]["dnsmos_ovrl"] == "" and float(done[1]["dnsmos_ovrl"]) > 1.0  # DNSMOS on test only
     assert done[0]["teacher"].startswith("nisqa")
     assert label(cfg, progress=False) == 0  # resumes: nothing left
+
+
+MOS_ONLY = sorted((DATA / "weights" / "cs22-nisqa").glob("*.tar"))
+
+
+@pytest.mark.skipif(not MOS_ONLY or len(SPEECH) < 3, reason="shared CS22 NISQA weights/speech absent")
+def test_mos_only_checkpoint_scores_mos_alone_and_cannot_label(speech: np.ndarray, tmp_path: Path) -> None:
+    from livesqa.errors import ConfigError
+    from train.scorers import NisqaScorer
+
+    teacher = NisqaTeacher(MOS_ONLY[0])
+    assert teacher.dimensions == ("mos",) and teacher.name.startswith("nisqa-mos")
+    noise = np.random.default_rng(1).standard_normal(SR * 2).astype(np.float32)
+    clean = teacher.score(speech, SR)
+    noisy = teacher.score(dg.add_noise(speech, noise, 0.0, SR, np.random.default_rng(2)), SR)
+    assert list(clean) == ["mos"] and clean["mos"] > noisy["mos"] + 0.5
+    row = NisqaScorer(MOS_ONLY[0], name="cs22").score(speech, SR)  # the evaluate-stage view: NaN but MOS
+    assert np.isfinite(row[0]) and np.isnan(row[1:]).all()
+    (tmp_path / "manifest.csv").write_text("filepath_deg,mos,noi,col,dis,loud,teacher\nc.flac,,,,,,\n")
+    with pytest.raises(ConfigError, match="five dimensions"):
+        label(LabelConfig(manifest=str(tmp_path / "manifest.csv"), nisqa_weights=str(MOS_ONLY[0])), progress=False)
