@@ -250,7 +250,8 @@ def cmd_file(args: argparse.Namespace) -> int:
         close_sinks(sinks)
         if summary_file is not None:
             summary_file.close()
-    out.print(_summary_table(results))
+    if any(r.error is None for r in results):  # an empty table would only hide the error lines
+        out.print(_summary_table(results))
     failed = sum(r.error is not None for r in results)
     skipped = len(paths) - len(results)
     if failed or skipped:

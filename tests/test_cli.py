@@ -136,3 +136,10 @@ def test_mic_without_portaudio_is_one_clear_line(monkeypatch, tiny_model_path, c
     rc = cli.main(["mic", "--model", str(tiny_model_path)])
     err = capsys.readouterr().err.strip()
     assert rc == 1 and "libportaudio2" in err and err.count("\n") == 0
+
+
+def test_file_command_with_only_bad_files_prints_errors_and_no_empty_table(files, tiny_model_path, capsys):
+    rc = cli.main(["file", str(files / "corrupt.flac"), "--model", str(tiny_model_path), "--no-progress"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "1 of 1 files failed" in err and "corrupt.flac" in err
+    assert "summary" not in out
