@@ -14,15 +14,12 @@ import argparse
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from livesqa.errors import ModelSpecError
 from livesqa.spec import INPUT_NAME, OUTPUT_NAME, read_spec
-
-NISQA_SAMPLE_RATE_HZ = 48000
 
 
 def speech_like(n_samples: int, sample_rate_hz: int, seed: int = 0) -> npt.NDArray[np.float32]:
@@ -80,45 +77,27 @@ def measure_onnx(
 
 
 def nisqa_runner(weights: str | Path, window_s: float) -> Callable[[], object]:
-    """NISQA's per-window pipeline on torch with one thread (weights: ``nisqa.tar``)."""
+    """NISQA's per-window pipeline on torch with one thread (weights: ``nisqa.tar``).
+
+    The teacher's loader and mel front end are reused; the segments are not padded to
+    ``ms_max_segments`` here, so NISQA runs on just the window's segments (its fastest path).
+    """
     try:
-        import librosa
         import soxr
         import torch
         from nisqa import NISQA_lib as nl
+
+        from train.teachers import NisqaTeacher
     except ImportError as e:
         raise ModelSpecError(
             f"NISQA bench needs torch, librosa and nisqa: pip install nisqa --no-deps ({e})"
         ) from e
-    torch.set_num_threads(1)
-    ckpt = torch.load(str(weights), map_location="cpu", weights_only=False)
-    args: dict[str, Any] = ckpt["args"]
-    model_cls = nl.NISQA_DIM if args["model"] == "NISQA_DIM" else nl.NISQA
-    names = [
-        "ms_seg_length", "ms_n_mels", "cnn_model", "cnn_c_out_1", "cnn_c_out_2", "cnn_c_out_3",
-        "cnn_kernel_size", "cnn_dropout", "cnn_pool_1", "cnn_pool_2", "cnn_pool_3", "cnn_fc_out_h",
-        "td", "td_sa_d_model", "td_sa_nhead", "td_sa_pos_enc", "td_sa_num_layers", "td_sa_h",
-        "td_sa_dropout", "td_lstm_h", "td_lstm_num_layers", "td_lstm_dropout",
-        "td_lstm_bidirectional", "td_2", "td_2_sa_d_model", "td_2_sa_nhead", "td_2_sa_pos_enc",
-        "td_2_sa_num_layers", "td_2_sa_h", "td_2_sa_dropout", "td_2_lstm_h",
-        "td_2_lstm_num_layers", "td_2_lstm_dropout", "td_2_lstm_bidirectional", "pool",
-        "pool_att_h", "pool_att_dropout",
-    ]  # fmt: skip
-    model = model_cls(**{k: args[k] for k in names})
-    model.load_state_dict(ckpt["model_state_dict"], strict=True)
-    model.eval()
-    sr = NISQA_SAMPLE_RATE_HZ
+    teacher = NisqaTeacher(weights)  # one torch thread
+    args, model, sr = teacher.args, teacher.model, teacher.sample_rate_hz
     wav16 = speech_like(round(window_s * 16000), 16000)
 
     def run() -> object:
-        y = soxr.resample(wav16, 16000, sr)
-        mel = librosa.feature.melspectrogram(
-            y=y, sr=sr, n_fft=args["ms_n_fft"], hop_length=int(sr * args["ms_hop_length"]),
-            win_length=int(sr * args["ms_win_length"]), window="hann", center=True,
-            pad_mode="reflect", power=1.0, n_mels=args["ms_n_mels"], fmax=args["ms_fmax"],
-            htk=False, norm="slaney",
-        )  # fmt: skip
-        spec = librosa.amplitude_to_db(mel, ref=1.0, amin=1e-4, top_db=80.0)
+        spec = teacher.melspec(soxr.resample(wav16, 16000, sr))
         x, n_wins = nl.segment_specs(
             "window", spec, args["ms_seg_length"], args["ms_seg_hop_length"]
         )
