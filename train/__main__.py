@@ -22,6 +22,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "sanity": ("train.sanity", "monotonicity checks of a model on synthetic degradations"),
     "bench": ("train.bench", "speed of exported models side by side (one thread)"),
     "card": ("train.model_card", "write the model card beside an exported model"),
+    "onnx-import": ("train.onnx_import", "recover a checkpoint from an exported ONNX model (parity-checked)"),
 }
 
 
