@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true",
                    help="stream each file through the live pipeline and dashboard (like replay)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="score files in N worker processes, each pinned to its own core with "
+                        "one ONNX thread (0 = one per core; default 1: this process only)")
     _add_output_options(p)
     _add_model_options(p)
 
@@ -150,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "jobs", 1) != 1:
+            from livesqa.parallel import check_args
+
+            check_args(args)
         if getattr(args, "cpu", None) is not None:
             from livesqa import affinity
 

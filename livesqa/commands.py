@@ -238,8 +238,14 @@ def cmd_file(args: argparse.Namespace) -> int:
                             TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
                             console=console, disable=not show, transient=True)
         with progress:
-            results = asyncio.run(_score_files(paths, scorer, config, sinks, args.realtime,
-                                               progress if show else None, console))
+            if getattr(args, "jobs", 1) != 1:
+                from livesqa.parallel import score_files_with_bar
+
+                results = score_files_with_bar(paths, scorer.path, config, sinks, args,
+                                               progress if show else None, console)
+            else:
+                results = asyncio.run(_score_files(paths, scorer, config, sinks, args.realtime,
+                                                   progress if show else None, console))
         for r in results:
             record = summary_record(r)
             if jsonl is not None:
