@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from livesqa.sinks.appendfile import open_for_append, write_line
+from livesqa.sinks.appendfile import close_file, open_for_append, write_line
 from livesqa.sinks.schema import result_row
 from livesqa.types import WindowScores
 
@@ -45,5 +45,4 @@ class JsonlSink:
         write_line(self._file, line, self._fsync)
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        close_file(self._file)

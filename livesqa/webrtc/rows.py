@@ -13,15 +13,14 @@ window ends about ``latency_ms`` earlier): close enough at 1 s stats and 1 s hop
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from livesqa.sinks.appendfile import open_for_append, write_line
+from livesqa.sinks.appendfile import close_file, open_for_append, write_line
+from livesqa.sinks.csv import csv_line
 from livesqa.sinks.schema import COLUMNS, result_row
 from livesqa.types import WindowScores
 from livesqa.webrtc.netstats import NetInterval
@@ -69,29 +68,20 @@ class RoomCsvWriter:
     def __init__(self, path: str | Path, fsync: bool = False) -> None:
         self.path = Path(path)
         self._fsync = fsync
-        self._buffer = io.StringIO()
-        self._csv = csv.writer(self._buffer, lineterminator="")
-        self._file = open_for_append(self.path, self._line(list(ROOM_COLUMNS)))
+        self._file = open_for_append(self.path, csv_line(ROOM_COLUMNS))
         self.rows = 0
-
-    def _line(self, values: list[str]) -> str:
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        self._csv.writerow(values)
-        return self._buffer.getvalue()
 
     def write(self, result: WindowScores, net: NetInterval | None, gaps_total: int) -> None:
         row: dict[str, Any] = {**result_row(result), **net_values(net, gaps_total)}
         cells = ["" if row[c] is None else str(row[c]) for c in ROOM_COLUMNS]
-        write_line(self._file, self._line(cells), self._fsync)
+        write_line(self._file, csv_line(cells), self._fsync)
         self.rows += 1
 
     def event(self, event: RoomEvent) -> None:
         return None
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        close_file(self._file)
 
 
 def _clean(value: Any) -> Any:
@@ -121,5 +111,4 @@ class RoomJsonlWriter:
                      "participant_id": p.id, "wall_time": iso_time(event.wall_time), "reason": event.reason})
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        close_file(self._file)
