@@ -42,7 +42,14 @@ from train.eval_plot import write_eval_plot
 from train.finetune import sim_manifest
 from train.metrics import per_dimension
 from train.rundir import load_section, stage_parser
-from train.scorers import DnsmosScorer, FileScorer, NisqaScorer, model_scorer
+from train.scorers import (
+    DistillMosScorer,
+    DnsmosScorer,
+    FileScorer,
+    MeanMosScorer,
+    NisqaScorer,
+    model_scorer,
+)
 
 #: P.835 rating -> our dimension.
 P835_TO_DIMENSION = {"ovrl": "mos", "bak": "noi", "sig": "col"}
@@ -52,6 +59,10 @@ NOIZEUS_FOLDER = "degraded_NB_16KHz"
 NOIZEUS_SHEET = "NOIZEUS"
 #: NOIZEUS sheet column -> our dimension (same mapping as P835_TO_DIMENSION).
 NOIZEUS_COLUMNS = {"MOS_OVRL": "mos", "MOS_BAK": "noi", "MOS_SIG": "col"}
+VOICEMOS_SET = "vmos24-t3"
+VOICEMOS_LABELS = "dev/voicemos24-track3/labels.csv"
+#: every human-rated development view, in table order (selection reads all of them)
+HUMAN_SETS = ("p835-wb", "p835-fb", "p835-nb", VOICEMOS_SET)
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,7 @@ class EvaluateConfig:
     manifest: str = ""  # empty: <[simulate].out_dir>/manifest.csv
     p835_labels: str = "dev/p835/labels.csv"  # relative to the data root
     p835_workbook: str = "dev/p835/CSP835_Ref_Conditions.xlsx"  # per-condition NOIZEUS ratings
+    voicemos_labels: str = VOICEMOS_LABELS  # relative to the data root
     nisqa_weights: str = "weights/nisqa/nisqa.tar"  # relative to the data root
     max_clips: int = 0  # cap on sim-test clips (0 = all)
     out_dir: str = "results/eval"
@@ -125,6 +137,25 @@ def p835_set(labels_csv: Path, name: str) -> EvalSet:
     if not files:
         raise ConfigError(f"{labels_csv}: no rows for set {P835_SETS[name]}")
     return EvalSet(name, files, np.array(targets), "human P.835 ratings: MOS=ovrl, NOI=bak, COL=sig")
+
+
+def voicemos_set(labels_csv: Path) -> EvalSet:
+    """VoiceMOS 2024 track 3: 280 short enhanced clips; MOS <- ovrl, NOI <- bak, COL <- sig."""
+    if not labels_csv.is_file():
+        raise ConfigError(f"VoiceMOS track 3 labels not found: {labels_csv}")
+    files, targets = [], []
+    with labels_csv.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            files.append(labels_csv.parent / row["file"])
+            t = np.full(len(DIMENSIONS), math.nan)
+            for key, dim in P835_TO_DIMENSION.items():
+                t[DIMENSIONS.index(dim)] = float(row[key])
+            targets.append(t)
+    if not files:
+        raise ConfigError(f"{labels_csv}: no rows")
+    return EvalSet(VOICEMOS_SET, files, np.array(targets),
+                   "human P.835-style ratings of enhanced noisy speech, most clips 1.4-3 s: "
+                   "MOS=ovrl, NOI=bak, COL=sig")
 
 
 def noizeus_set(workbook: Path) -> EvalSet:
@@ -203,6 +234,14 @@ def score_set(scorer: FileScorer, ds: EvalSet, cache_csv: Path | None = None) ->
     return out
 
 
+def peer_or_model_scores(scorer: FileScorer, is_peer: bool, ds: EvalSet, cache_dir: Path) -> np.ndarray:
+    """Per-file scores; peers are cached per peer and set, a combination from its parts' caches."""
+    if isinstance(scorer, MeanMosScorer):
+        return scorer.combine([peer_or_model_scores(s, True, ds, cache_dir) for s in scorer.scorers])
+    cache = cache_dir / scorer.name.lower() / f"{ds.name}.csv" if is_peer else None
+    return score_set(scorer, ds, cache)
+
+
 def markdown_table(ds: EvalSet, results: dict[str, dict[str, dict[str, float]]]) -> str:
     """Rows = models, columns = PCC and RMSE per dimension that has labels in ``ds``."""
     dims = [d for k, d in enumerate(DIMENSIONS) if np.isfinite(ds.targets[:, k]).any()]
@@ -238,8 +277,15 @@ def build_scorers(cfg: EvaluateConfig, models: Sequence[str], data_root: Path | 
                 scorers.append((NisqaScorer(data_root / cfg.nisqa_weights), True))
             elif peer == "dnsmos":
                 scorers.append((DnsmosScorer(), True))
+            elif peer == "distillmos":
+                scorers.append((DistillMosScorer(), True))
+            elif peer == "nisqa+distillmos":  # the students' MOS target: built from cached peer rows
+                if data_root is None:
+                    raise ConfigError("no data root for the NISQA weights")
+                parts: list[FileScorer] = [NisqaScorer(data_root / cfg.nisqa_weights), DistillMosScorer()]
+                scorers.append((MeanMosScorer(parts, "NISQA+DistillMOS"), True))
             else:
-                raise ConfigError(f"unknown peer {peer!r} (nisqa, dnsmos)")
+                raise ConfigError(f"unknown peer {peer!r} (nisqa, dnsmos, distillmos, nisqa+distillmos)")
         except (LivesqaError, ImportError) as e:
             log(f"skip peer {peer}: {e}")
     return scorers
@@ -249,6 +295,8 @@ def human_rated_set(name: str, data_root: Path, cfg: EvaluateConfig) -> EvalSet:
     """One of the human-rated sets by name: ``p835-nb`` (NOIZEUS, from the workbook) or a P.835 folder."""
     if name == NOIZEUS_SET:
         return noizeus_set(data_root / cfg.p835_workbook)
+    if name == VOICEMOS_SET:
+        return voicemos_set(data_root / cfg.voicemos_labels)
     return p835_set(data_root / cfg.p835_labels, name)
 
 
@@ -268,12 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in cfg.datasets:
         if name == "sim-test":
             datasets.append(sim_test_set(Path(sim_manifest(resolved, cfg.manifest)), cfg.max_clips))
-        elif name in P835_SETS or name == NOIZEUS_SET:
+        elif name in P835_SETS or name in (NOIZEUS_SET, VOICEMOS_SET):
             if data_root is None:
                 raise ConfigError("the P.835 sets need the data root (--data-root or LIVESQA_DATA_ROOT)")
             datasets.append(human_rated_set(name, data_root, cfg))
         else:
-            known = ", ".join(["sim-test", *P835_SETS, NOIZEUS_SET])
+            known = ", ".join(["sim-test", *P835_SETS, NOIZEUS_SET, VOICEMOS_SET])
             raise ConfigError(f"unknown dataset {name!r}; known: {known}")
     scorers = build_scorers(cfg, models, data_root, print)
     if not scorers:
@@ -286,8 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     for ds in datasets:
         results: dict[str, dict[str, dict[str, float]]] = {}
         for scorer, is_peer in scorers:
-            cache = Path(cfg.cache_dir) / scorer.name.lower() / f"{ds.name}.csv" if is_peer else None
-            scores = ds.aggregate(score_set(scorer, ds, cache))
+            scores = ds.aggregate(peer_or_model_scores(scorer, is_peer, ds, Path(cfg.cache_dir)))
             results[scorer.name] = per_dimension(scores, ds.aggregate(ds.targets), DIMENSIONS)
             for d in DIMENSIONS:
                 r = results[scorer.name][d]

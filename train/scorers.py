@@ -106,6 +106,40 @@ class DnsmosScorer:
         return row
 
 
+class DistillMosScorer:
+    """DistillMOS (``train.teachers``): MOS only; NaN in the other columns."""
+
+    name = "DistillMOS"
+
+    def __init__(self) -> None:
+        from train.teachers import DistillMosTeacher
+
+        self._teacher = DistillMosTeacher()
+
+    def score(self, wav: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+        row = np.full(len(DIMENSIONS), math.nan)
+        row[DIMENSIONS.index("mos")] = self._teacher.score(np.asarray(wav, np.float32), sample_rate_hz)["mos"]
+        return row
+
+
+class MeanMosScorer:
+    """The teacher combination the student learns: MOS = mean of the scorers' MOS, the other
+    dimensions from the first scorer (NISQA). Scores are cached per scorer, so this adds no cost."""
+
+    def __init__(self, scorers: list[FileScorer], name: str) -> None:
+        self.scorers = scorers
+        self.name = name
+
+    def combine(self, rows: list[np.ndarray]) -> np.ndarray:
+        out = np.array(rows[0], dtype=np.float64)
+        k = DIMENSIONS.index("mos")
+        out[..., k] = np.mean([r[..., k] for r in rows], axis=0)
+        return out
+
+    def score(self, wav: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+        return self.combine([s.score(wav, sample_rate_hz) for s in self.scorers])
+
+
 def model_scorer(path: str | Path, device: str = "cpu") -> FileScorer:
     """``*.onnx`` -> :class:`OnnxFileScorer`; anything else -> :class:`CheckpointScorer`."""
     p = Path(path)
