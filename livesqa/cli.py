@@ -1,4 +1,4 @@
-"""``livesqa`` command line: mic | devices | file | replay | bench | inspect | webrtc.
+"""``livesqa`` command line: mic | devices | file | batch | replay | bench | inspect | webrtc.
 
 Every user error (:class:`LivesqaError`) becomes one line on stderr and a non-zero
 exit code, with no traceback. Exit codes: 0 ok, 1 an error (or, for ``file``,
@@ -65,6 +65,33 @@ def build_parser() -> argparse.ArgumentParser:
                         "one ONNX thread (0 = one per core; default 1: this process only)")
     _add_output_options(p)
     _add_model_options(p)
+
+    p = sub.add_parser("batch", help="score a call archive on a Ray cluster (needs livesqa[ray])",
+                       description="Score every file under PATHs on Ray actors (one core and one "
+                       "model each); rows and per-file summaries go to --out as shards; a rerun "
+                       "skips files already complete.")
+    p.add_argument("paths", nargs="+", metavar="PATH|URI",
+                   help="files or folders: local (on every node) or s3://, gs://, hdfs://, file://")
+    p.add_argument("--out", required=True, metavar="DIR|URI",
+                   help="output folder: rows/, summary/ and errors/ shards (local or a URI)")
+    p.add_argument("--format", choices=["parquet", "csv"], default="parquet",
+                   help="shard format (default parquet)")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="Ray cluster to join: 'auto' (the one `ray start` made) or "
+                        "ray://HOST:10001 (default: start a local Ray on this machine)")
+    p.add_argument("--num-cpus", type=int, metavar="N",
+                   help="local Ray only: CPUs it may use (default: all)")
+    p.add_argument("--actors", type=int, metavar="N",
+                   help="scoring actors (default: one per CPU of the cluster)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--model", metavar="PATH",
+                   help="ONNX model (default: $LIVESQA_MODEL, then exported/*.onnx); sent to "
+                        "the actors, nodes need no copy")
+    p.add_argument("--config", metavar="TOML", help="runtime config (default configs/livesqa.toml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set hop_s=0.5 (repeatable)")
+    p.add_argument("--hop", type=float, metavar="SECONDS",
+                   help="seconds between windows (default from config: 1.0)")
 
     p = sub.add_parser("replay", help="stream a recording through the live dashboard in real time")
     p.add_argument("path", nargs="?", metavar="FILE", help=f"recording (default: {SAMPLE_CALL.name})")
@@ -135,6 +162,12 @@ def _cmd_webrtc(args: argparse.Namespace) -> int:
     return int(run(args))
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from livesqa.raybatch import cmd_batch
+
+    return cmd_batch(args)
+
+
 def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
     from livesqa import commands
 
@@ -143,6 +176,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
         "devices": _cmd_devices,
         "file": commands.cmd_file,
         "replay": commands.cmd_replay,
+        "batch": _cmd_batch,
         "bench": commands.cmd_bench,
         "inspect": _cmd_inspect,
         "webrtc": _cmd_webrtc,
