@@ -21,8 +21,8 @@ from livesqa.types import AudioChunk
 async def pace(t0: float, stream_s: float) -> None:
     """Sleep until ``stream_s`` seconds of stream time have passed since ``t0`` (perf_counter)."""
     delay = t0 + stream_s - time.perf_counter()
-    if delay > 0:
-        await asyncio.sleep(delay)
+    # always yield: a source that is behind must still let Ctrl-C and --duration in
+    await asyncio.sleep(max(0.0, delay))
 
 
 class ArraySource:
