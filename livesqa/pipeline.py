@@ -24,7 +24,15 @@ from livesqa.monitor import Sink, StreamMonitor
 from livesqa.scoring import ScoringWorker
 from livesqa.sources import Source
 from livesqa.sources.file import FileSource
-from livesqa.types import StreamInfo
+from livesqa.types import StreamInfo, WindowScores
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where an interrupted run stopped on one file: its last row's start and its rows."""
+
+    last_start_s: float
+    rows: tuple[WindowScores, ...] = ()
 
 
 @dataclass
@@ -35,6 +43,7 @@ class RunResult:
     aggregator: Aggregator
     error: LivesqaError | None = None
     interrupted: bool = False
+    signal: int | None = None  # the signal that interrupted it (SIGINT, SIGTERM), if known
 
 
 def make_monitor(
@@ -82,6 +91,8 @@ async def run_source(
                                      return_when=asyncio.FIRST_COMPLETED)
         if task not in done:
             result.interrupted = stopper is not None and stopper in done
+            if result.interrupted:
+                result.signal = getattr(stop, "signum", None)
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -110,9 +121,14 @@ def install_stop_on_sigint() -> asyncio.Event:
     """An event set by Ctrl-C (SIGINT) or SIGTERM, so the run ends cleanly with a summary."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        stop.signum = signum  # type: ignore[attr-defined]  # exit code 128 + signum
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, int(sig))
     return stop
 
 
@@ -124,10 +140,22 @@ async def score_file(
     realtime: bool = False,
     stop: asyncio.Event | None = None,
     on_monitor: Callable[[StreamMonitor], None] | None = None,
+    resume: ResumePoint | None = None,
 ) -> RunResult:
-    """Score one file (every window), or replay it in real time; errors come back in the result."""
+    """Score one file (every window), or replay it in real time; errors come back in the result.
+
+    ``resume`` (``livesqa file --resume``): the windows an interrupted run already
+    wrote are dropped before the gate and the model, and counted from their rows.
+    """
     stream = StreamInfo(source=str(path), description=f"{'replay' if realtime else 'file'}: {path.name}")
     monitor = make_monitor(worker, stream, config, live=realtime, sinks=sinks)
+    if resume is not None:
+        from livesqa.resume import SkipWindows
+
+        through = int(round(resume.last_start_s * worker.spec.sample_rate_hz))
+        monitor.windower = SkipWindows(monitor.windower, through)  # type: ignore[assignment]
+        for row in resume.rows:
+            monitor.aggregator.add(row)
     if on_monitor is not None:
         on_monitor(monitor)
     try:
