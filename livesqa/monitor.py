@@ -39,7 +39,7 @@ import numpy as np
 
 from livesqa.aggregate import Aggregator
 from livesqa.errors import LivesqaError
-from livesqa.gating import GateConfig, analyze
+from livesqa.gating import GateConfig, StreamGate
 from livesqa.scoring import Job, Scorer, ScoringWorker
 from livesqa.types import AudioChunk, Snapshot, StreamInfo, Window, WindowScores
 from livesqa.windowing import Windower
@@ -76,6 +76,7 @@ class StreamMonitor:
         self._model_name, self._model_version = spec.name, spec.version
         self.hop_samples = hop_samples or spec.hop_samples
         self.gate = gate or GateConfig()
+        self._gate = StreamGate(self.gate, spec.sample_rate_hz)  # per stream: Silero keeps state
         self.max_pending = max(1, max_pending)
         self._resume_at = self.max_pending // 2  # producer resumes at this queue length
         self.windower = Windower(spec.window_samples, self.hop_samples)
@@ -188,7 +189,7 @@ class StreamMonitor:
 
     def _analyzed(self, window: Window) -> Window:
         """The window with the speech gate's verdict; every queued window passes through here."""
-        info = analyze(window.samples, self.sample_rate_hz, self.gate)
+        info = self._gate.analyze(window.start_sample, window.samples)
         return Window(window.index, window.start_sample, window.samples, window.arrival,
                       window.gap, info)
 

@@ -11,20 +11,20 @@ import pytest
 import soundfile as sf
 
 from livesqa import cli
-from livesqa.bench import speechlike
+from realspeech import speech
 
 
 @pytest.fixture
 def files(tmp_path):
     d = tmp_path / "calls"
     d.mkdir()
-    x48 = speechlike(4.0, 48000, seed=1)
+    x48 = speech(4.0, 48000, offset_s=1)
     sf.write(d / "stereo48k.wav", np.stack([x48, 0.5 * x48], axis=1), 48000)
-    x8 = speechlike(4.0, 8000, seed=2)
+    x8 = speech(4.0, 8000, offset_s=2)
     sf.write(d / "narrow8k.flac", x8, 8000)
-    sf.write(d / "quad44k.ogg", np.tile(speechlike(3.0, 44100, seed=3)[:, None], (1, 4)), 44100,
+    sf.write(d / "quad44k.ogg", np.tile(speech(3.0, 44100, offset_s=3)[:, None], (1, 4)), 44100,
              format="OGG", subtype="VORBIS")
-    nan = speechlike(3.0, 16000, seed=4).astype(np.float64)
+    nan = speech(3.0, 16000, offset_s=4).astype(np.float64)
     nan[5000:5100] = np.nan
     nan[9000] = np.inf
     sf.write(d / "nan.wav", nan, 16000, subtype="FLOAT")
@@ -66,7 +66,7 @@ def test_file_command_scores_good_files_and_names_bad_ones(files, tiny_model_pat
 
 def test_stereo_48k_matches_the_known_answer_after_downmix_and_resampling(tmp_path, tiny_model_path,
                                                                            tiny_expected):
-    x16 = speechlike(3.0, 16000, seed=5)
+    x16 = speech(3.0, 16000, offset_s=5)
     import soxr
 
     x48 = soxr.resample(x16, 16000, 48000).astype(np.float32)
@@ -109,7 +109,7 @@ def test_unwritable_csv_is_refused_before_scoring(files, tiny_model_path, tmp_pa
 
 def test_replay_headless_streams_in_real_time(tiny_model_path, tmp_path, capsys):
     path = tmp_path / "call.wav"
-    sf.write(path, speechlike(2.5, 16000), 16000)
+    sf.write(path, speech(2.5, 16000), 16000)
     out = tmp_path / "r.csv"
     rc = cli.main(["replay", str(path), "--headless", "--csv", str(out), "--model",
                    str(tiny_model_path), "--hop", "0.5"])

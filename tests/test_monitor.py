@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 
-from livesqa.bench import speechlike
 from livesqa.errors import ModelSpecError
 from livesqa.monitor import StreamMonitor
 from livesqa.scoring import OnnxScorer, ScoringWorker
 from livesqa.types import AudioChunk, StreamInfo, WindowScores
+from realspeech import speech
 
 SR = 16000
 
@@ -38,7 +38,7 @@ async def _push_all(monitor, signal, chunk):
 
 
 async def test_scores_are_the_tiny_models_known_answer(tiny_model_path, tiny_expected):
-    x = speechlike(5.0, SR)
+    x = speech(5.0, SR)
     results: list[WindowScores] = []
     async with ScoringWorker(OnnxScorer.load(tiny_model_path)) as worker:
         mon = StreamMonitor(worker, StreamInfo("s"), live=False, hop_samples=8000)
@@ -50,7 +50,7 @@ async def test_scores_are_the_tiny_models_known_answer(tiny_model_path, tiny_exp
     assert [r.start_s for r in results] == [i * 0.5 for i in range(len(results))]
     assert results[-1].end_s == 5.0
     scored = [r for r in results if r.scores is not None]
-    assert len(scored) >= len(results) // 2  # speechlike() pauses about 1 s in every 3.3 s
+    assert len(scored) >= len(results) // 2  # a real talker: pauses leave some windows unscored
     for r in scored:
         a, b = round(r.start_s * SR), round(r.end_s * SR)
         np.testing.assert_allclose(r.scores, tiny_expected(x[a:b])[0], rtol=1e-4)
@@ -59,7 +59,7 @@ async def test_scores_are_the_tiny_models_known_answer(tiny_model_path, tiny_exp
 
 
 async def test_silence_is_no_speech_not_a_low_score(tiny_model_path):
-    x = np.concatenate([speechlike(3.0, SR), np.zeros(3 * SR, dtype=np.float32)])
+    x = np.concatenate([speech(3.0, SR), np.zeros(3 * SR, dtype=np.float32)])
     results: list[WindowScores] = []
     async with ScoringWorker(OnnxScorer.load(tiny_model_path)) as worker:
         mon = StreamMonitor(worker, StreamInfo("s"), live=False, hop_samples=SR)
@@ -70,9 +70,9 @@ async def test_silence_is_no_speech_not_a_low_score(tiny_model_path):
     assert results[0].scores is not None
     assert results[-1].scores is None and results[-1].level_dbfs == -120.0
     # the mean ignores silent windows: it equals the mean over speech windows only
-    speech = [r.scores[0] for r in results if r.scores is not None]
-    assert snap.dimensions[0].mean == pytest.approx(np.mean(speech))
-    assert snap.scored == len(speech) < snap.windows
+    scored = [r.scores[0] for r in results if r.scores is not None]
+    assert snap.dimensions[0].mean == pytest.approx(np.mean(scored))
+    assert snap.scored == len(scored) < snap.windows
 
 
 async def test_live_mode_scores_the_newest_window_and_counts_skips(tiny_spec):
@@ -81,7 +81,7 @@ async def test_live_mode_scores_the_newest_window_and_counts_skips(tiny_spec):
     async with ScoringWorker(scorer) as worker:
         mon = StreamMonitor(worker, StreamInfo("live"), live=True, hop_samples=800)  # 50 ms hop
         mon.add_listener(results.append)
-        x = speechlike(6.0, SR)
+        x = speech(6.0, SR)
         for pos in range(0, x.size, 800):  # 20 windows' worth per scoring time: must skip
             mon.push_nowait(AudioChunk(pos, x[pos : pos + 800]))
             await asyncio.sleep(0.005)
@@ -104,7 +104,7 @@ async def test_worker_serves_streams_round_robin(tiny_spec):
             mon.add_listener(lambda r: per_stream.__setitem__(r.stream.source,
                                                               per_stream.get(r.stream.source, 0) + 1))
             monitors.append(mon)
-        x = speechlike(4.0, SR)
+        x = speech(4.0, SR)
         for pos in range(0, x.size, 400):
             for mon in monitors:  # all three streams faster than the core can score
                 mon.push_nowait(AudioChunk(pos, x[pos : pos + 400]))
@@ -122,7 +122,7 @@ async def test_offline_mode_scores_every_window_with_backpressure(tiny_spec):
     async with ScoringWorker(scorer) as worker:
         mon = StreamMonitor(worker, StreamInfo("f"), live=False, hop_samples=800, max_pending=2)
         mon.add_listener(results.append)
-        x = speechlike(4.0, SR)
+        x = speech(4.0, SR)
         max_pending = 0
         for pos in range(0, x.size, 800):
             await mon.push(AudioChunk(pos, x[pos : pos + 800]))
@@ -142,7 +142,7 @@ async def test_scorer_error_reaches_the_caller(tiny_spec):
 
     async with ScoringWorker(Broken()) as worker:
         mon = StreamMonitor(worker, StreamInfo("x"), live=False)
-        await mon.push(AudioChunk(0, speechlike(2.0, SR)))
+        await mon.push(AudioChunk(0, speech(2.0, SR)))
         with pytest.raises(ModelSpecError):
             await mon.finish()
 
