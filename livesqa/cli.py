@@ -8,6 +8,8 @@ at least one file failed), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true",
                    help="stream each file through the live pipeline and dashboard (like replay)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run: skip files it completed and windows it "
+                        "already wrote to --csv/--jsonl (same command line plus --resume)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="score files in N worker processes, each pinned to its own core with "
                         "one ONNX thread (0 = one per core; default 1: this process only)")
@@ -154,9 +159,20 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Import names of the [webrtc] extra; a missing one means the extra is not installed.
+WEBRTC_MODULES = ("aiortc", "av", "aiohttp", "prometheus_client")
+
+
 def _cmd_webrtc(args: argparse.Namespace) -> int:
     if getattr(args, "webrtc_missing", False):
         raise LivesqaError(WEBRTC_HINT)
+    import importlib
+
+    for name in WEBRTC_MODULES:  # before run(): it imports them deep inside, mid-start-up
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise LivesqaError(f"{WEBRTC_HINT} ({name} is missing)") from e
     from livesqa.webrtc.command import run
 
     return int(run(args))
@@ -183,9 +199,70 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
     }
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside the pipeline's own handler (e.g. while the model loads): exit 143."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _interrupted_by(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C/SIGTERM behind ``error`` (an import cut by Ctrl-C fails as ImportError)."""
+    seen = 0
+    e: BaseException | None = error
+    while e is not None and seen < 20:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; every failure is one line on stderr and an exit code, never a traceback.
+
+    ``LIVESQA_DEBUG=1`` shows the traceback of an unexpected error (a bug).
+    """
+    import signal
+
+    previous = None
+    with contextlib.suppress(ValueError):  # not the main thread: keep the default
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _guarded(argv)
+    finally:
+        if previous is not None:
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _guarded(argv: list[str] | None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return _main(args)
+    except KeyboardInterrupt as e:
+        print("livesqa: interrupted", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+    except Exception as e:  # a bug or a broken install: one line, the traceback on request
+        stop = _interrupted_by(e)
+        if stop is not None:
+            print("livesqa: interrupted", file=sys.stderr)
+            return 143 if isinstance(stop, Terminated) else 130
+        if os.environ.get("LIVESQA_DEBUG"):
+            raise
+        if isinstance(e, ImportError):
+            print(f"livesqa: error: cannot import {e.name or 'a module'} ({e}); reinstall "
+                  "livesqa with the extra this command needs (see README, Install)",
+                  file=sys.stderr)
+            return 1
+        print(f"livesqa: internal error: {e.__class__.__name__}: {e} (a bug: please report it; "
+              "LIVESQA_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "jobs", 1) != 1:
             from livesqa.parallel import check_args
@@ -199,9 +276,6 @@ def main(argv: list[str] | None = None) -> int:
     except LivesqaError as e:
         print(f"livesqa: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("livesqa: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

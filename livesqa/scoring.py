@@ -85,13 +85,23 @@ class OnnxScorer:
             )
         except Exception as e:  # onnxruntime raises several unrelated types
             raise ModelSpecError(f"{p}: not a loadable ONNX model ({e})") from e
+        from livesqa.models import check_session
+
+        check_session(spec, session, p)
         return cls(spec, session, p)
 
     def score(self, batch: FloatArray) -> np.ndarray:
-        out = self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]  # type: ignore[attr-defined]
+        """Scores in DIMENSIONS order; NaN or out-of-range outputs are a ModelSpecError, never rows."""
+        from livesqa.models import check_scores
+
+        try:
+            out = self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]  # type: ignore[attr-defined]
+        except Exception as e:  # onnxruntime raises several unrelated types
+            raise ModelSpecError(f"{self.path}: the model failed on a window ({e})") from e
         scores = np.asarray(out, dtype=np.float32)
-        if scores.ndim != 2 or scores.shape[0] != batch.shape[0]:
+        if scores.ndim != 2 or scores.shape != (batch.shape[0], len(self.spec.output_names)):
             raise ModelSpecError(f"model output has shape {scores.shape}, want [batch, names]")
+        check_scores(self.spec, scores)
         return scores[:, self._order]
 
 

@@ -17,6 +17,7 @@ Graph contract (waveform in, scores out; the log-mel front end is inside):
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from livesqa.errors import ModelSpecError
 
 METADATA_KEY = "livesqa_spec"
 SPEC_FORMAT_VERSION = 1
+MAX_WINDOW_S = 60  # a longer window or hop is a broken spec (10**12 samples = 3.6 TiB)
 INPUT_NAME = "audio"
 OUTPUT_NAME = "scores"
 
@@ -59,17 +61,21 @@ class ModelSpec:
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        problems: list[str] = []
+        problems = self._type_problems()
+        if problems:  # the range checks below assume the types
+            raise ModelSpecError("invalid model spec: " + "; ".join(problems))
         if not self.name:
             problems.append("name is empty")
         if not self.version:
             problems.append("version is empty")
         if not 4000 <= self.sample_rate_hz <= 192000:
             problems.append(f"sample_rate_hz {self.sample_rate_hz} outside 4000..192000")
-        if self.window_samples <= 0:
-            problems.append(f"window_samples {self.window_samples} must be positive")
-        if not 0 < self.hop_samples:
-            problems.append(f"hop_samples {self.hop_samples} must be positive")
+        limit = MAX_WINDOW_S * self.sample_rate_hz
+        if not 0 < self.window_samples <= limit:
+            problems.append(f"window_samples {self.window_samples} outside 1..{limit} "
+                            f"({MAX_WINDOW_S:g} s)")
+        if not 0 < self.hop_samples <= limit:
+            problems.append(f"hop_samples {self.hop_samples} outside 1..{limit} ({MAX_WINDOW_S:g} s)")
         if not self.output_names or len(set(self.output_names)) != len(self.output_names):
             problems.append("output_names must be non-empty and unique")
         if not self.score_min < self.score_max:
@@ -78,6 +84,28 @@ class ModelSpec:
             problems.append(f"spec_format {self.spec_format} unsupported (want {SPEC_FORMAT_VERSION})")
         if problems:
             raise ModelSpecError("invalid model spec: " + "; ".join(problems))
+
+    def _type_problems(self) -> list[str]:
+        """Each field of the right type (a spec is JSON from a file: anything can be there)."""
+        problems = []
+        for name in ("name", "version", "licence", "training_data", "description"):
+            if not isinstance(getattr(self, name), str):
+                problems.append(f"{name} must be a string")
+        for name in ("sample_rate_hz", "window_samples", "hop_samples", "spec_format"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                problems.append(f"{name} must be a whole number, not {value!r}")
+        for name in ("score_min", "score_max"):
+            value = getattr(self, name)
+            if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                    or not math.isfinite(value)):
+                problems.append(f"{name} must be a finite number, not {value!r}")
+        if not isinstance(self.output_names, tuple) or not all(
+                isinstance(n, str) for n in self.output_names):
+            problems.append("output_names must be a list of strings")
+        if not isinstance(self.extra, dict):
+            problems.append("extra must be an object of strings")
+        return problems
 
     @property
     def window_s(self) -> float:
@@ -104,9 +132,15 @@ class ModelSpec:
         unknown = set(data) - known
         if unknown:
             raise ModelSpecError(f"model spec has unknown fields: {sorted(unknown)}")
+        names = data.get("output_names", list(DIMENSIONS))
+        if not isinstance(names, list):
+            raise ModelSpecError(f"model spec: output_names must be a list, not {names!r}")
+        extra = data.get("extra", {})
+        if not isinstance(extra, dict):
+            raise ModelSpecError(f"model spec: extra must be an object, not {extra!r}")
         try:
-            data["output_names"] = tuple(data.get("output_names", DIMENSIONS))
-            data["extra"] = {str(k): str(v) for k, v in dict(data.get("extra", {})).items()}
+            data["output_names"] = tuple(names)
+            data["extra"] = {str(k): str(v) for k, v in extra.items()}
             return cls(**data)
         except TypeError as e:
             raise ModelSpecError(f"model spec fields are wrong: {e}") from e
