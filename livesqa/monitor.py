@@ -42,7 +42,7 @@ from livesqa.errors import LivesqaError
 from livesqa.gating import GateConfig, StreamGate
 from livesqa.scoring import Job, Scorer, ScoringWorker
 from livesqa.types import AudioChunk, Snapshot, StreamInfo, Window, WindowScores
-from livesqa.windowing import Windower
+from livesqa.windowing import MIN_CLIP_S, Windower
 
 
 class Sink(Protocol):
@@ -79,7 +79,8 @@ class StreamMonitor:
         self._gate = StreamGate(self.gate, spec.sample_rate_hz)  # per stream: Silero keeps state
         self.max_pending = max(1, max_pending)
         self._resume_at = self.max_pending // 2  # producer resumes at this queue length
-        self.windower = Windower(spec.window_samples, self.hop_samples)
+        self.windower = Windower(spec.window_samples, self.hop_samples,
+                                 min_samples=int(round(MIN_CLIP_S * spec.sample_rate_hz)))
         self.aggregator = Aggregator(
             stream, f"{spec.name} {spec.version}", self.hop_samples / spec.sample_rate_hz,
             history_windows,

@@ -25,6 +25,7 @@ from livesqa.scoring import ScoringWorker
 from livesqa.sources import Source
 from livesqa.sources.file import FileSource
 from livesqa.types import StreamInfo, WindowScores
+from livesqa.windowing import MIN_CLIP_S
 
 
 @dataclass(frozen=True)
@@ -105,16 +106,24 @@ async def run_source(
         await monitor.finish()
     except LivesqaError as e:
         result.error = result.error or e
-    if monitor.windower.clock - monitor.windower.origin < monitor.windower.window_samples \
+    received = monitor.windower.clock - monitor.windower.origin
+    if received < monitor.windower.min_samples \
             and result.error is None and not result.interrupted and not monitor.live:
-        result.error = AudioInputError(
-            f"{monitor.stream.source}: audio is shorter than the model's window "
-            f"({monitor.windower.window_samples / monitor.sample_rate_hz:.2f} s)"
-        )
+        result.error = AudioInputError(too_short(monitor.stream.source,
+                                                 received / monitor.sample_rate_hz,
+                                                 monitor.windower.window_samples
+                                                 / monitor.sample_rate_hz))
     if result.error is not None:
         monitor.aggregator.status = f"stopped: {result.error}"
     monitor.close()
     return result
+
+
+def too_short(source: str, seconds: float, window_s: float) -> str:
+    """The one-line error for audio too short to score (shared by file sources and streams)."""
+    return (f"{source}: {seconds:.2f} s of audio is too short to score: a score needs at least "
+            f"{MIN_CLIP_S:g} s (clips from {MIN_CLIP_S:g} s up to the model's {window_s:g} s window "
+            "are scored as one window of their own length)")
 
 
 def install_stop_on_sigint() -> asyncio.Event:
@@ -159,7 +168,7 @@ async def score_file(
     if on_monitor is not None:
         on_monitor(monitor)
     try:
-        source = FileSource(path, worker.spec.sample_rate_hz, min_duration_s=worker.spec.window_s,
+        source = FileSource(path, worker.spec.sample_rate_hz, min_duration_s=MIN_CLIP_S,
                             block_s=config.block_s if realtime else 0.5, realtime=realtime)
     except LivesqaError as e:
         monitor.close()

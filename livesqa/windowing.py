@@ -10,6 +10,11 @@ Gaps: a chunk starting after the clock means lost audio; the gap is filled with
 silence and every window overlapping it is flagged ``gap``. A chunk starting
 before the clock (overlap/duplicate) has its already-seen head dropped.
 
+Short streams: a stream that ends before one full window but lasts at least
+``min_samples`` (1 s at the defaults) gets one window of its own length from
+:meth:`Windower.flush` (the model takes any length; it was trained on crops of 1-4 s),
+so short files, voice messages and IVR prompts are scored, never dropped.
+
 Cost: ``push`` runs for every 10-20 ms of audio of every stream, so the common
 case (a contiguous chunk that completes no window) is a list append and a few
 integer comparisons: the chunk is held by reference (sources must not reuse a
@@ -26,15 +31,22 @@ from livesqa.bufferpool import ArrayPool
 from livesqa.ringbuffer import RingBuffer
 from livesqa.types import AudioChunk, FloatArray, Window
 
+MIN_CLIP_S = 1.0  # a stream shorter than this gets no score ("too short"); see Windower.flush
+
 
 class Windower:
     """Turns :class:`AudioChunk` s into :class:`Window` s of ``window_samples`` every ``hop_samples``."""
 
-    def __init__(self, window_samples: int, hop_samples: int, pool: ArrayPool | None = None) -> None:
+    def __init__(self, window_samples: int, hop_samples: int, pool: ArrayPool | None = None,
+                 min_samples: int | None = None) -> None:
         if window_samples <= 0 or hop_samples <= 0:
             raise ValueError("window_samples and hop_samples must be positive")
         self.window_samples = window_samples
         self.hop_samples = hop_samples
+        # shortest stream that still gets a (short) window; default: the whole window
+        self.min_samples = window_samples if min_samples is None else min(min_samples, window_samples)
+        if self.min_samples <= 0:
+            raise ValueError("min_samples must be positive")
         self.pool = pool if pool is not None else ArrayPool(window_samples)
         if self.pool.size != window_samples:
             raise ValueError("pool arrays must be window_samples long")
@@ -138,21 +150,31 @@ class Windower:
     def flush(self) -> Window | None:
         """At end of stream: a last window aligned to the end if the tail was never scored.
 
-        Returns ``None`` if the stream is shorter than one window or the tail is
-        shorter than half a hop (it is already covered well enough).
+        Returns ``None`` if the tail is shorter than half a hop (it is already covered
+        well enough), or the whole stream is shorter than ``min_samples``. A stream
+        shorter than one window (but at least ``min_samples``) gets one window of its
+        own length, ``[origin, end)``.
         """
         self._write_held()
-        if self._origin is None or self._ring.end - self.origin < self.window_samples:
+        if self._origin is None:
             return None
+        received = self._ring.end - self.origin
+        if received < self.window_samples:
+            if received < self.min_samples:
+                return None
+            return self._final(self.origin, received)
         last_end = self._next_end_sample - self.hop_samples  # end of the last emitted window
         if self._ring.end - last_end < max(1, self.hop_samples // 2):
             return None
-        start = self._ring.end - self.window_samples
-        gap = any(g0 < self._ring.end and g1 > start for g0, g1 in self._gaps)
+        return self._final(self._ring.end - self.window_samples, self.window_samples)
+
+    def _final(self, start: int, n: int) -> Window:
+        out = self.pool.take() if n == self.window_samples else None
+        gap = any(g0 < start + n and g1 > start for g0, g1 in self._gaps)
         window = Window(
             index=self._next_index,
             start_sample=start,
-            samples=self._ring.read(start, self.window_samples, out=self.pool.take()),
+            samples=self._ring.read(start, n, out=out),
             arrival=self._last_arrival,
             gap=gap,
         )

@@ -136,3 +136,27 @@ def test_gaps_and_overlaps_match_a_materialised_stream(window, hop, ops):
     for x in got:
         np.testing.assert_array_equal(x.samples, ref[x.start_sample: x.start_sample + window])
         assert x.gap == any(lost[x.start_sample: x.start_sample + window])
+
+
+def test_a_stream_shorter_than_a_window_but_long_enough_is_one_window_of_its_own_length():
+    w = Windower(100, 50, min_samples=25)
+    assert w.push(AudioChunk(7, np.arange(60, dtype=np.float32))) == []
+    clip = w.flush()
+    assert clip is not None and (clip.start_sample, clip.end_sample) == (7, 67)
+    np.testing.assert_array_equal(clip.samples, np.arange(60, dtype=np.float32))
+    too_short = Windower(100, 50, min_samples=25)
+    too_short.push(AudioChunk(0, np.zeros(24, dtype=np.float32)))
+    assert too_short.flush() is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(25, 99), cuts=st.lists(st.integers(0, 99), max_size=10))
+def test_a_short_clip_is_the_same_whatever_the_chunking(n, cuts):
+    signal = np.arange(n, dtype=np.float32)
+    w = Windower(100, 50, min_samples=25)
+    bounds = [0, *sorted(set(c for c in cuts if 0 < c < n)), n]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        assert w.push(AudioChunk(a, signal[a:b])) == []
+    clip = w.flush()
+    assert clip is not None and clip.start_sample == 0
+    np.testing.assert_array_equal(clip.samples, signal)

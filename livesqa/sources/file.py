@@ -144,8 +144,8 @@ class FileSource:
             window = int(round(min_duration_s * self.sample_rate_hz))
             raise AudioInputError(
                 f"{self.path}: {_seconds(self.frames, self.sample_rate_hz)} "
-                f"({self.frames} samples at {self.sample_rate_hz} Hz) is shorter than the "
-                f"model's {_seconds(window, self.sample_rate_hz)} window"
+                f"({self.frames} samples at {self.sample_rate_hz} Hz) is too short to score: "
+                f"a score needs at least {_seconds(window, self.sample_rate_hz)}"
             )
         self.block_frames = max(1, int(round(block_s * self.sample_rate_hz)))
 
