@@ -212,8 +212,11 @@ def score_files_in_processes(
     on_result: Callable[[RunResult], None] | None = None,
     on_progress: Callable[[float], None] | None = None,
     durations: Sequence[float] | None = None,
+    stats: dict[str, float] | None = None,
 ) -> list[RunResult]:
     """Score ``paths`` in ``jobs`` processes; rows go to ``sinks`` file by file, in the parent.
+
+    ``stats`` (optional) gets ``ready_s``: seconds until every worker had loaded the model.
 
     Returns one result per finished file, in input order. Ctrl-C or SIGTERM stops the
     workers: files in progress get no rows and no result (the caller counts them as not
@@ -228,6 +231,7 @@ def score_files_in_processes(
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     clean = False
+    t0 = time.perf_counter()
     try:
         pool.start()
         while plan.todo or any(w.job is not None for w in pool.workers):
@@ -256,6 +260,8 @@ def score_files_in_processes(
                         kind = msg[0]
                         if kind == "ready":
                             w.ready = True
+                            if stats is not None and all(x.ready for x in pool.workers):
+                                stats.setdefault("ready_s", time.perf_counter() - t0)
                         elif kind == "progress":
                             w.progress_s = float(msg[2])
                         elif kind == "done":

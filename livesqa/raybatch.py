@@ -56,6 +56,10 @@ class FileScorer:
         from livesqa.scoring import OnnxScorer
 
         self.scorer = OnnxScorer.load(model_path)  # once per actor
+        import livesqa.commands  # noqa: F401  (imported now, not during the first file)
+
+        if output.fmt == "parquet":
+            import pyarrow.parquet  # noqa: F401
         self.config = config
         self.output = output
         self.resolver = resolver
