@@ -393,7 +393,7 @@ def cmd_file(args: argparse.Namespace) -> int:
     cut = [r for r in results if r.error is None and r.interrupted]
     not_scored = len(paths) - len(results)
     total = len(paths) + len(problems)
-    if signum is not None or cut or not_scored:
+    if cut or not_scored:  # a signal after the last file changed nothing: the run is complete
         print(f"livesqa: interrupted: {len(results) - len(cut) - (failed - len(problems))} of "
               f"{total} files complete, {len(cut)} cut short, {not_scored} not scored; rerun "
               "the same command with --resume to continue after the last row", file=sys.stderr)
