@@ -29,6 +29,7 @@ to each sink. A sink error stops the stream: ``push``/``finish`` re-raise it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable
@@ -120,8 +121,7 @@ class StreamMonitor:
         if self.error is not None:
             raise self.error
         if chunk.arrival == 0.0:
-            chunk = AudioChunk(chunk.start_sample, chunk.samples, time.perf_counter(),
-                               chunk.nonfinite)
+            chunk = dataclasses.replace(chunk, arrival=time.perf_counter())
         windows = self.windower.push(chunk)
         if windows:
             # gate here, on the loop, right after the copy: the samples are hot in this

@@ -38,6 +38,10 @@ class AudioChunk:
     samples: FloatArray  # [n] float32, full scale 1.0
     arrival: float = 0.0
     nonfinite: int = 0  # samples replaced by silence at the edge (NaN/inf)
+    #: [start, end) offsets in ``samples`` of the replaced samples; None: the whole chunk.
+    #: Why: a resampler delays its output, so the chunk made from a bad input block
+    #: starts before the bad samples (flagging all of it would flag an earlier window).
+    nonfinite_span: tuple[int, int] | None = None
 
     @property
     def end_sample(self) -> int:

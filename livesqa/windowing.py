@@ -92,6 +92,10 @@ class Windower:
             self._clock += n_new
             return []
         self._write_held()
+        if chunk.nonfinite:
+            # samples replaced at the edge count as lost audio (the span, else the whole chunk)
+            g0, g1 = chunk.nonfinite_span or (0, n_new)
+            bad = (chunk.start_sample + g0, chunk.start_sample + g1)
         if start < self._ring.end:  # overlap: drop what we already have
             samples = samples[self._ring.end - start :]
             start = self._ring.end
@@ -101,8 +105,7 @@ class Windower:
             self._gaps.append((gap_start, start))
             windows += self._advance_silence(start - gap_start, chunk.arrival)
         if chunk.nonfinite:
-            # samples replaced at the edge count as lost audio for the whole chunk
-            self._gaps.append((start, start + int(samples.shape[0])))
+            self._gaps.append(bad)
         pos = 0
         n = int(samples.shape[0])
         while pos < n:
