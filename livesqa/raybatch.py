@@ -179,14 +179,17 @@ def ray_available() -> bool:
     return True
 
 
-def init_ray(address: str | None, num_cpus: int | None) -> None:
-    """Join ``address`` (``auto``: the cluster ``ray start`` made), else start one on this machine."""
+def init_ray(address: str | None, num_cpus: int | None) -> bool:
+    """Join ``address`` (``auto``: the cluster ``ray start`` made), else start one on this machine.
+
+    Returns False when this process was already connected (then nothing is started).
+    """
     import logging
 
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     logging.getLogger("ray").setLevel(logging.ERROR)  # its start-up notices are not ours to print
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                   "configure_logging": False}
@@ -198,6 +201,7 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = address or "a local Ray instance"
         raise LivesqaError(f"cannot start or join {where} ({e})") from e
+    return True
 
 
 def run_batch(
@@ -229,7 +233,7 @@ def run_batch(
     if not todo:
         return report
     t0 = time.perf_counter()
-    init_ray(address, num_cpus)
+    started = init_ray(address, num_cpus)
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n = max(1, min(actors or cpus, len(todo)))
@@ -249,7 +253,7 @@ def run_batch(
         pass
     finally:
         report.not_scored = len(todo) - report.scored - report.failed
-        if shutdown:
+        if shutdown and started:  # a Ray this call did not start is left as it was
             ray.shutdown()
     return report
 
