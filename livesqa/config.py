@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import math
 import re
+import tomllib
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from livesqa.errors import ConfigError
 from livesqa.gating import GateConfig

@@ -84,7 +84,7 @@ def _check_csv(p: Path, size: int, header: str) -> Repair:
     """Read-only: is ``p`` a CSV of ours, and where does its last complete row end?"""
     want = header.encode("utf-8")
     head = _read_at(p, 0, max(len(want) + 2, _FIRST_LINE_MAX))
-    if not (head.startswith(want + b"\n") or head.startswith(want + b"\r\n")):
+    if not head.startswith((want + b"\n", want + b"\r\n")):
         if want.startswith(head) and size == len(head):
             return Repair(cut_to=0)  # a header cut by a killed process: nothing else there
         if _first_line(head) is None:

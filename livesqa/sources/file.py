@@ -86,8 +86,8 @@ def expand_paths(paths: list[str], problems: list[str] | None = None) -> list[Pa
         found: list[Path] = []
         errors: list[str] = []
 
-        def onerror(e: OSError, errors: list[str] = errors) -> None:
-            where = e.filename or p
+        def onerror(e: OSError, errors: list[str] = errors, top: Path = p) -> None:
+            where = e.filename or top
             errors.append(f"{where}: cannot list this folder ({_os_reason(e)}); its files were "
                           "not scored")
 
