@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from livesqa.aggregate import format_score
 from livesqa.config import RuntimeConfig, load_config
 from livesqa.errors import AudioInputError, LivesqaError, SinkError
 from livesqa.models import find_model
@@ -120,7 +118,8 @@ def summary_record(result: RunResult, stop_is_end: bool = False) -> dict[str, ob
     """One summary row; ``stop_is_end``: Ctrl-C is the normal end (mic), not an interruption."""
     agg = result.aggregator
     record: dict[str, object] = {"source": result.stream.source, "windows": agg.windows,
-                                 "scored": agg.scored, "skipped": agg.skipped}
+                                 "scored": agg.scored, "no_speech": agg.windows - agg.scored,
+                                 "gaps": agg.gaps, "skipped": agg.skipped}
     for d in agg.summary():
         record[f"mean_{d.name}"] = None if d.mean is None else round(d.mean, 4)
         record[f"worst_{d.name}"] = None if d.worst is None else round(d.worst, 4)
@@ -215,7 +214,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 # --- offline: files ---------------------------------------------------------------------------
 
-SUMMARY_COLUMNS = ["source", "windows", "scored", "skipped"] + [
+SUMMARY_COLUMNS = ["source", "windows", "scored", "no_speech", "gaps", "skipped"] + [
     f"{kind}_{d}" for d in DIMENSIONS for kind in ("mean", "worst")
 ] + [f"worst_{d}_start_s" for d in DIMENSIONS] + ["error"]
 
@@ -287,20 +286,19 @@ async def _score_files(paths: list[Path], scorer: OnnxScorer, config: RuntimeCon
     return results, getattr(stop, "signum", None) if stop.is_set() else None
 
 
-def _summary_table(results: list[RunResult]) -> Table:
-    table = Table(title="per-file summary: mean / worst window", title_justify="left")
-    table.add_column("file", min_width=12, overflow="ellipsis", no_wrap=True)
-    table.add_column("speech/win", justify="right", no_wrap=True)
-    for d in DIMENSIONS:
-        table.add_column(d, justify="right", no_wrap=True)
-    for r in results:
-        if r.error is not None:
-            continue
-        row = [Path(r.stream.source).name, f"{r.aggregator.scored}/{r.aggregator.windows}"]
-        for s in r.aggregator.summary():
-            row.append(f"{format_score(s.mean)}/{format_score(s.worst)}")
-        table.add_row(*row)
-    return table
+def _print_summary(out: Console, results: list[RunResult]) -> None:
+    """The per-file table on a terminal (fitted to its width); tab-separated text in a pipe."""
+    from livesqa.sinks.render import FileSummary, file_summary, file_summary_tsv
+
+    rows = [FileSummary(r.stream.source, r.aggregator.windows, r.aggregator.scored,
+                        r.aggregator.windows - r.aggregator.scored, r.aggregator.gaps,
+                        r.aggregator.summary())
+            for r in results if r.error is None]
+    if out.is_terminal:
+        out.print(file_summary(rows, out.width))
+    else:
+        sys.stdout.write(file_summary_tsv(rows))
+        sys.stdout.flush()
 
 
 def cmd_file(args: argparse.Namespace) -> int:
@@ -383,7 +381,7 @@ def cmd_file(args: argparse.Namespace) -> int:
     finally:
         output_errors += close_sinks(sinks + ([summary_file] if summary_file is not None else []))
     if any(r.error is None for r in results):  # an empty table would only hide the error lines
-        out.print(_summary_table(results))
+        _print_summary(out, results)
     for line in output_errors[-1:]:
         print(line, file=sys.stderr)  # a close error after the table; earlier ones were shown
     if complete_before:

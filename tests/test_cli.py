@@ -61,7 +61,9 @@ def test_file_command_scores_good_files_and_names_bad_ones(files, tiny_model_pat
         srows = {r["source"].split("/")[-1]: r for r in csv.DictReader(f)}
     good = srows["stereo48k.wav"]
     assert good["error"] == "" and float(good["worst_mos"]) <= float(good["mean_mos"])
-    assert "shorter than the model's" in srows["short.wav"]["error"]
+    assert "too short to score: a score needs at least 1 s" in srows["short.wav"]["error"]
+    assert good["no_speech"] == str(int(good["windows"]) - int(good["scored"]))
+    assert int(srows["nan.wav"]["gaps"]) >= 1  # the NaN/inf windows are counted as cut
 
 
 def test_stereo_48k_matches_the_known_answer_after_downmix_and_resampling(tmp_path, tiny_model_path,

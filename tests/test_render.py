@@ -56,3 +56,57 @@ def test_summary_table_lists_worst_windows():
     agg = _aggregator()
     text = _text(render_summary("call summary", agg.summary(), agg.windows, agg.scored))
     assert "2.0–4.0 s" in text and "3 windows, 2 with speech" in text
+
+
+def _file_rows():
+    from livesqa.sinks.render import FileSummary
+
+    agg = _aggregator()
+    long_name = "/calls/2026-11-29/a-very-long-recording-name-from-the-call-archive-0042.flac"
+    empty = Aggregator(StreamInfo("silent.wav"), "m 1", hop_s=1.0)
+    return [FileSummary(long_name, 1234, 1000, 234, 12, agg.summary()),
+            FileSummary("silent.wav", 3, 0, 3, 0, empty.summary())]
+
+
+def test_per_file_summary_never_cuts_a_number_at_any_width():
+    from livesqa.sinks.render import file_summary
+
+    rows = _file_rows()
+    numbers = ["1234", "1000", "234", "12", "3.00", "1.50", "2.00", "4.00", "3.50"]
+    for width in (30, 40, 60, 79, 80, 100, 132, 200):
+        text = _text(file_summary(rows, width), width=width)
+        assert max(len(line) for line in text.splitlines()) <= width, width
+        for n in numbers:
+            assert n in text, (width, n)
+
+
+def test_per_file_summary_shortens_the_file_column_first():
+    from livesqa.sinks.render import file_summary
+
+    rows = _file_rows()
+    wide, narrow = _text(file_summary(rows, 200), 200), _text(file_summary(rows, 100), 100)
+    assert rows[0].name in wide
+    assert rows[0].name not in narrow and "0042.flac" in narrow  # cut in the middle, end kept
+    header = next(line for line in narrow.splitlines() if "windows" in line)
+    assert header.split()[1:] == ["windows", "scored", "no", "speech", "gaps", "mos", "noi",
+                                  "col", "dis", "loud"]
+
+
+def test_piped_summary_is_tab_separated_and_complete():
+    from livesqa.sinks.render import file_summary_tsv
+
+    lines = file_summary_tsv(_file_rows()).splitlines()
+    header, first, silent = (line.split("\t") for line in lines)
+    assert len(header) == len(first) == len(silent) == 15
+    row = dict(zip(header, first))
+    assert row["file"].endswith("0042.flac") and row["no_speech"] == "234" and row["gaps"] == "12"
+    assert row["mean_mos"] == "3.00" and row["worst_mos"] == "1.50"
+    assert dict(zip(header, silent))["mean_mos"] == ""  # no speech: empty, as in the CSV
+
+
+def test_dashboard_says_when_nobody_talks():
+    agg = _aggregator()
+    assert "NO SPEECH" not in _text(render(agg.snapshot()))
+    agg.add(make_result(3, scores=None))
+    text = _text(render(agg.snapshot()))
+    assert "NO SPEECH" in text and "4 windows (2 with speech, 2 without)" in text

@@ -11,12 +11,15 @@ on the right, bar height = score; a dim dot = no speech.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from livesqa.aggregate import DimensionSummary, format_score
-from livesqa.spec import DIMENSION_TITLES
+from livesqa.spec import DIMENSION_TITLES, DIMENSIONS
 from livesqa.types import Snapshot
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -74,9 +77,14 @@ def status_line(s: Snapshot) -> Text:
         f"gaps {s.gaps}",
         f"clipped {s.clipped}",
     ]
-    text = Text(" · ".join(parts))
+    text = Text()
+    if s.windows and s.dimensions and s.dimensions[0].current is None:
+        text.append("NO SPEECH: nobody talks in the newest window, so it is not scored · ",
+                    style="bold yellow")
+    text.append(" · ".join(parts))
     text.append(f"\n{s.stream.description or s.stream.source} · t={s.stream_s:.1f} s · "
-                f"{s.windows} windows ({s.scored} with speech) · {s.model} · {s.status}",
+                f"{s.windows} windows ({s.scored} with speech, {s.windows - s.scored} without) · "
+                f"{s.model} · {s.status}",
                 style="dim")
     return text
 
@@ -103,9 +111,12 @@ def render(s: Snapshot, history_width: int = 48) -> RenderableType:
     return Group(table, status_line(s))
 
 
-def render_summary(title: str, summary: tuple[DimensionSummary, ...], windows: int,
+def render_summary(title: str | Text, summary: tuple[DimensionSummary, ...], windows: int,
                    scored: int) -> RenderableType:
-    """End-of-call / per-file summary: mean and worst window per dimension."""
+    """End-of-call / per-file summary: mean and worst window per dimension.
+
+    A ``str`` title is Rich markup; pass a :class:`Text` for text people chose (names).
+    """
     table = Table(title=title, title_justify="left", pad_edge=False)
     table.add_column("dimension", no_wrap=True)
     table.add_column("mean", justify="right")
@@ -115,5 +126,101 @@ def render_summary(title: str, summary: tuple[DimensionSummary, ...], windows: i
         where = "–" if d.worst_start_s is None else f"{d.worst_start_s:.1f}–{d.worst_end_s:.1f} s"
         table.add_row(DIMENSION_TITLES.get(d.name, d.name), _score_text(d.mean),
                       _score_text(d.worst), where)
-    table.caption = f"{windows} windows, {scored} with speech"
+    table.caption = (f"{windows} windows, {scored} with speech, {windows - scored} without "
+                     "(nobody talking: not scored)")
     return table
+
+
+# --- per-file summary (``livesqa file``) ------------------------------------------------------
+
+COUNT_HEADERS = ("windows", "scored", "no speech", "gaps")
+SEP = 2  # spaces between columns of the per-file table
+MIN_FILE_WIDTH = 8
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    """One file's counts and per-dimension summary, as the per-file table shows them."""
+
+    name: str
+    windows: int  # windows delivered
+    scored: int  # windows with speech, scored by the model
+    no_speech: int  # windows the speech detector said nobody talks in (not scored)
+    gaps: int  # windows holding audio that never arrived or was not finite
+    dims: tuple[DimensionSummary, ...]
+
+    def counts(self) -> tuple[str, ...]:
+        return (str(self.windows), str(self.scored), str(self.no_speech), str(self.gaps))
+
+
+def shorten(name: str, width: int) -> str:
+    """``name`` in at most ``width`` characters, cut in the middle so the end (suffix) stays."""
+    if len(name) <= width:
+        return name
+    if width <= 1:
+        return "…"[:width]
+    head = (width - 1) // 2
+    return name[:head] + "…" + name[len(name) - (width - 1 - head):]
+
+
+def _number_widths(rows: list[FileSummary]) -> list[int]:
+    """Widths of the count, kind and dimension columns: their longest cell, never less."""
+    widths = [max([len(h)] + [len(r.counts()[k]) for r in rows]) for k, h in enumerate(COUNT_HEADERS)]
+    widths.append(len("worst"))
+    widths += [max(4, len(d)) for d in DIMENSIONS]  # "3.94", "–"
+    return widths
+
+
+def file_summary(rows: list[FileSummary], width: int) -> RenderableType:
+    """The per-file summary for a terminal ``width`` columns wide; numbers are never cut.
+
+    Each file takes two lines (mean, then worst window) so the table fits 80 columns; the
+    file column shrinks first (names are shortened in the middle). Too narrow for even
+    an 8-character file column: one block per file instead of a table.
+    """
+    numbers = _number_widths(rows)
+    fixed = sum(numbers) + SEP * len(numbers)  # each column: one space of its own + a divider
+    longest = max([len("file")] + [len(r.name) for r in rows])
+    file_width = min(longest, width - fixed)
+    if file_width < MIN_FILE_WIDTH:
+        return _file_blocks(rows, width)
+    table = Table(title="per-file summary: mean and worst window (1-5, higher is better)",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0),
+                  show_edge=False, collapse_padding=True, expand=False)
+    table.add_column("file", width=file_width, no_wrap=True, overflow="crop")
+    for header, w in zip((*COUNT_HEADERS, "", *DIMENSIONS), numbers, strict=True):
+        table.add_column(header, justify="right", no_wrap=True, width=w + SEP - 1,
+                         overflow="crop")
+    for r in rows:
+        table.add_row(shorten(r.name, file_width), *r.counts(), "mean",
+                      *(_score_text(d.mean) for d in r.dims))
+        table.add_row("", "", "", "", "", "worst", *(_score_text(d.worst) for d in r.dims))
+    return table
+
+
+def _file_blocks(rows: list[FileSummary], width: int) -> RenderableType:
+    """Narrow terminals: per file its name, counts, then one line per dimension."""
+    lines = Text()
+    for r in rows:
+        lines.append(shorten(r.name, max(1, width)) + "\n", style="bold")
+        lines.append(", ".join(f"{h} {v}" for h, v in zip(COUNT_HEADERS, r.counts(), strict=True))
+                     + "\n")
+        for d in r.dims:
+            lines.append(f"{d.name} mean {format_score(d.mean)} worst {format_score(d.worst)}\n")
+    return lines
+
+
+def file_summary_tsv(rows: list[FileSummary]) -> str:
+    """The per-file summary for a pipe or a log: tab-separated, a header line, nothing cut.
+
+    Like the CSV files, a dimension with no scored window is an empty cell.
+    """
+    header = ["file", *(h.replace(" ", "_") for h in COUNT_HEADERS)]
+    header += [f"{kind}_{d}" for d in DIMENSIONS for kind in ("mean", "worst")]
+    out = ["\t".join(header)]
+    for r in rows:
+        cells = [r.name.replace("\t", " "), *r.counts()]
+        for d in r.dims:
+            cells += ["" if v is None else f"{v:.2f}" for v in (d.mean, d.worst)]
+        out.append("\t".join(cells))
+    return "\n".join(out) + "\n"
