@@ -17,6 +17,7 @@ streams, without checks or repair.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -227,15 +228,28 @@ def write_line(f: TextIO, line: str, fsync: bool = False) -> None:
     if f.closed:
         raise SinkError(f"{getattr(f, 'name', '?')}: an earlier write failed; this row is not "
                         "in the file")
+    start = _size(f)
     try:
         f.write(line + "\n")
         f.flush()
         if fsync:
             os.fsync(f.fileno())
     except OSError as e:
+        if start is not None:  # a full disk may have taken half the line: take it back
+            with contextlib.suppress(OSError, ValueError):
+                os.ftruncate(f.fileno(), start)
         _discard(f)
         raise SinkError(f"{getattr(f, 'name', '?')}: write failed ({_reason(e)}); "
                         "rows after this one are not in the file") from e
+
+
+def _size(f: TextIO) -> int | None:
+    """Bytes in ``f`` on disk (rows are flushed one by one); None for streams and devices."""
+    try:
+        st = os.fstat(f.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def _discard(f: TextIO) -> None:
