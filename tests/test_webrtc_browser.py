@@ -21,12 +21,14 @@ import pytest
 pytest.importorskip("aiortc")
 import soundfile as sf
 
-from livesqa.scoring import OnnxScorer, ScoringWorker
+from livesqa.gating import GateConfig
+from livesqa.spec import read_spec
 from livesqa.webrtc.client import speechlike_tone
 from livesqa.webrtc.loopback import disable_loopback_candidates
 from livesqa.webrtc.participant import PipelineConfig
 from livesqa.webrtc.room import RoomConfig
 from livesqa.webrtc.rows import RoomCsvWriter
+from livesqa.webrtc.scoreproc import ScoringConfig, ScoringProcess
 from livesqa.webrtc.server import ServerConfig
 from livesqa.webrtc.service import MonitorService
 
@@ -74,12 +76,15 @@ async def test_headless_chromium_joins_and_is_scored(
     profile = tmp_path / "profile"
     profile.mkdir()
     csv_path = tmp_path / "rows.csv"
-    worker = ScoringWorker(OnnxScorer.load(tiny_model_path))
-    worker.start()
+    tone_gate = GateConfig(**({"detector": "energy"}
+                              if "detector" in GateConfig.__dataclass_fields__ else {}))
+    scoring = ScoringProcess(ScoringConfig(str(tiny_model_path), 8000, tone_gate),
+                             read_spec(tiny_model_path))
+    await scoring.start()
     writer = RoomCsvWriter(csv_path)
     service = MonitorService(
         ServerConfig(port=0, room="kiosk", pin_room=True, rooms=RoomConfig(peer_timeout_s=5.0)),
-        worker, PipelineConfig(hop_samples=8000), [writer],
+        scoring, PipelineConfig(), [writer],
     )
     port = await service.start()
     url = f"http://127.0.0.1:{port}/room/kiosk?autojoin=1&name=chromey"
@@ -97,7 +102,7 @@ async def test_headless_chromium_joins_and_is_scored(
         rows = scored_rows(csv_path, "chromey")
         assert len(rows) >= 3, "chromium never got scored"
         assert {r["room"] for r in rows} == {"kiosk"}
-        pipeline = service.all_pipelines[0]
+        pipeline = next(iter(service.live.values()))
         assert pipeline.info.name == "chromey" and pipeline.frames > 50
         levels = [float(r["level_dbfs"]) for r in rows]
         assert max(levels) > -40.0  # the WAV's tone arrived, not silence
@@ -106,11 +111,11 @@ async def test_headless_chromium_joins_and_is_scored(
             os.killpg(proc.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), 10.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
         await service.stop()
-        worker.stop()
+        await scoring.stop()
         writer.close()
         disable_loopback_candidates()
     assert np.isfinite(levels).all()

@@ -1,8 +1,9 @@
 """Bounded load on loopback: N aiortc peers (default 8) in one room for 60 s.
 
-Checks that every participant is scored, that no queue grows (scoring mailboxes keep one
-window; relay queues stay near empty) and that memory is flat; prints the server's CPU use
-per participant. The peers run in a separate process so the server's CPU time is its own.
+Checks that every participant is scored, that no queue grows (audio waiting for the scoring
+process stays bounded; relay queues stay near empty) and that memory is flat; prints the
+server's CPU use per participant (the media process; scoring runs in its child). The peers run
+in a separate process so the server's CPU time is its own.
 Skip with ``LIVESQA_SKIP_LOAD_TEST=1``; ``LIVESQA_LOAD_CLIENTS`` / ``LIVESQA_LOAD_SECONDS``
 change the size. Loopback only: the server binds 127.0.0.1.
 """
@@ -21,10 +22,12 @@ import pytest
 
 pytest.importorskip("aiortc")
 
-from livesqa.scoring import OnnxScorer, ScoringWorker
-from livesqa.webrtc.participant import PipelineConfig
+from livesqa.gating import GateConfig
+from livesqa.spec import read_spec
+from livesqa.webrtc.participant import ParticipantPipeline, PipelineConfig
 from livesqa.webrtc.room import RoomConfig
 from livesqa.webrtc.rows import RoomCsvWriter
+from livesqa.webrtc.scoreproc import ScoringConfig, ScoringProcess
 from livesqa.webrtc.server import ServerConfig
 from livesqa.webrtc.service import MonitorService
 
@@ -55,13 +58,16 @@ def relay_backlog(service: MonitorService, drops: dict[int, int]) -> int:
 
 async def test_eight_peers_for_a_minute(tiny_model_path: Path, tmp_path: Path) -> None:
     model = os.environ.get("LIVESQA_LOAD_MODEL") or str(tiny_model_path)
-    worker = ScoringWorker(OnnxScorer.load(model))
-    worker.start()
+    spec = read_spec(model)
+    rate = spec.sample_rate_hz
+    tone_gate = GateConfig(**({"detector": "energy"}
+                              if "detector" in GateConfig.__dataclass_fields__ else {}))
+    scoring = ScoringProcess(ScoringConfig(model, rate, tone_gate), spec)
+    await scoring.start()
     writer = RoomCsvWriter(tmp_path / "load.csv")
-    rate = worker.spec.sample_rate_hz
     service = MonitorService(
         ServerConfig(port=0, rooms=RoomConfig(max_participants=max(CLIENTS, 2))),
-        worker, PipelineConfig(hop_samples=rate), [writer],
+        scoring, PipelineConfig(), [writer],
     )
     port = await service.start()
     peers = await asyncio.create_subprocess_exec(
@@ -70,17 +76,18 @@ async def test_eight_peers_for_a_minute(tiny_model_path: Path, tmp_path: Path) -
         stdout=asyncio.subprocess.PIPE,
     )
     drops: dict[int, int] = {}  # slot -> frames it skipped (listener behind)
-    samples: list[tuple[float, float, int, int]] = []  # (t, rss MB, max mailbox, relay backlog)
+    samples: list[tuple[float, float, int, int]] = []  # (t, rss MB, scoring backlog B, relay backlog)
+    pipelines: dict[str, ParticipantPipeline] = {}
     t0 = time.monotonic()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    busy0 = worker.busy_s
     try:
         while peers.returncode is None and time.monotonic() - t0 < SECONDS + 60:
-            pending = max((len(p.monitor._pending) for p in service.live.values()), default=0)
-            samples.append((time.monotonic() - t0, rss_mb(), pending, relay_backlog(service, drops)))
+            pipelines.update({p.info.name: p for p in service.live.values()})
+            samples.append((time.monotonic() - t0, rss_mb(), scoring.backlog_bytes(),
+                             relay_backlog(service, drops)))
             try:
                 await asyncio.wait_for(peers.wait(), 2.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         wall = time.monotonic() - t0
@@ -91,23 +98,23 @@ async def test_eight_peers_for_a_minute(tiny_model_path: Path, tmp_path: Path) -
             peers.kill()
             await peers.wait()
         await service.stop()
-        worker.stop()
+        await scoring.stop()
         writer.close()
     cpu_s = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
-    pipelines = service.all_pipelines
-    windows = {p.info.name: p.monitor.aggregator.windows for p in pipelines}
-    scored = {p.info.name: p.monitor.aggregator.scored for p in pipelines}
-    skipped = {p.info.name: p.monitor.aggregator.skipped for p in pipelines}
+    windows = {n: p.aggregator.windows for n, p in pipelines.items()}
+    scored = {n: p.aggregator.scored for n, p in pipelines.items()}
+    skipped = {n: p.aggregator.skipped for n, p in pipelines.items()}
     steady = [s for s in samples if s[0] > 15.0] or samples
     summary = {
         "clients": CLIENTS, "slots": SLOTS, "seconds": SECONDS, "wall_s": round(wall, 1),
         "server_cpu_s": round(cpu_s, 1), "server_cpu_per_participant": round(cpu_s / wall / CLIENTS, 4),
-        "scoring_busy_s": round(worker.busy_s - busy0, 2),
+        "scoring_dropped_chunks": scoring.dropped_chunks,
         "windows": windows, "scored": scored, "skipped": skipped,
         "rss_mb_first_last": (round(steady[0][1], 1), round(steady[-1][1], 1)),
-        "max_mailbox": max(s[2] for s in samples), "max_relay_backlog": max(s[3] for s in samples),
-        "heard": report["heard_streams"], "model": worker.spec.name,
-        "relay_frames_expected": sum(p.frames for p in pipelines) * min(SLOTS, CLIENTS - 1),
+        "max_scoring_backlog_bytes": max(s[2] for s in samples),
+        "max_relay_backlog": max(s[3] for s in samples),
+        "heard": report["heard_streams"], "model": spec.name,
+        "relay_frames_expected": sum(p.frames for p in pipelines.values()) * min(SLOTS, CLIENTS - 1),
         "relay_frames_dropped": sum(drops.values()),
     }
     print("\nLOAD", json.dumps(summary))
@@ -119,6 +126,7 @@ async def test_eight_peers_for_a_minute(tiny_model_path: Path, tmp_path: Path) -
     if sorted(windows.values())[len(windows) // 2] >= 0.5 * SECONDS:  # audio flowed normally
         assert all(n >= SECONDS * 0.3 for n in scored.values()), scored
     assert all(n == min(SLOTS, CLIENTS - 1) for n in report["heard_streams"].values()), report
-    assert summary["max_mailbox"] <= 1  # live mailboxes hold the newest window only
+    # audio waiting for the scoring process stays within its bound (2 s per participant)
+    assert summary["max_scoring_backlog_bytes"] <= 2.0 * 4 * rate * CLIENTS + 65536
     assert summary["max_relay_backlog"] < 50  # < 1 s of audio waiting for any listener
     assert steady[-1][1] - steady[0][1] < 60.0, summary["rss_mb_first_last"]  # flat memory

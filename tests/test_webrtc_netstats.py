@@ -51,7 +51,7 @@ def test_read_inbound_converts_aiortc_units() -> None:
         RTCStatsReport,
     )
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     report = RTCStatsReport()
     assert read_inbound(report, 0.0) is None
     report.add(RTCInboundRtpStreamStats(timestamp=now, type="inbound-rtp", id="in", ssrc=1,

@@ -7,6 +7,14 @@ frame timestamps, so a jump becomes a jump in ``AudioChunk.start_sample``; the w
 that with silence and flags the windows (``livesqa.windowing``). Nothing is ever spliced: the
 resampler is flushed before a gap and restarted after it, so no filter smears across the hole.
 
+Why chunks carry a *due* time as ``arrival``: the wall time at which a chunk is read here
+is after every queue in front of us (the socket's receive queue, the jitter buffer, the event
+loop). When the host is short of CPU those queues grow and a "now" stamp would hide the lag.
+The due time is when the chunk's last sample should have arrived if the sender's clock and the
+path were as fast as at the best moment seen so far: the stream clock anchored at the smallest
+(read time - stream time) offset. A backlog then shows as ``latency_ms``. The anchor may rise
+by :data:`ANCHOR_DRIFT` (sender clock drift allowance, far below any real backlog's growth).
+
 Input frames are what aiortc's Opus decoder emits: 48 kHz, stereo, packed s16, 960 samples
 (20 ms), ``pts`` in ``time_base`` 1/48000. Other formats/rates are accepted (planar, float,
 mono, any rate) since a relayed or test track may differ.
@@ -26,6 +34,7 @@ from livesqa.errors import AudioInputError
 from livesqa.types import AudioChunk, FloatArray
 
 GAP_TOLERANCE_S = 0.0025  # timestamp slack before a jump counts as lost audio (an eighth of a frame)
+ANCHOR_DRIFT = 5e-4  # s/s the due-time anchor may rise (clock drift); a backlog grows ~1 s/s
 
 _INT_SCALE = {"s16": PCM16_FULL_SCALE, "s16p": PCM16_FULL_SCALE, "s32": 2.0**31, "s32p": 2.0**31}
 _FLOAT_FORMATS = {"flt", "fltp", "dbl", "dblp"}
@@ -88,6 +97,19 @@ class FrameIngest:
         self._frames = self._gaps = self._lost_frames = self._late = self._resets = 0
         self._gap_in_s = 0.0
         self._burst_lost = self._bursts = 0
+        self._anchor: float | None = None  # smallest (read time - stream time) seen, drift-aged
+        self._anchor_at = 0.0
+
+    def due(self, now: float, end_sample: int) -> float:
+        """When stream sample ``end_sample`` should have arrived (perf_counter seconds)."""
+        stream_s = end_sample / self.model_rate_hz
+        offset = now - stream_s
+        if self._anchor is None or offset < self._anchor:
+            self._anchor = offset
+        else:
+            self._anchor = min(offset, self._anchor + ANCHOR_DRIFT * max(now - self._anchor_at, 0.0))
+        self._anchor_at = now
+        return self._anchor + stream_s
 
     @property
     def stats(self) -> IngestStats:
@@ -120,22 +142,26 @@ class FrameIngest:
         self._resampler = StreamingResampler(rate, self.model_rate_hz)
         self._next_in = in_pos
 
-    def _flush(self, arrival: float) -> list[AudioChunk]:
+    def _flush(self, now: float) -> list[AudioChunk]:
         if self._resampler is None:
             return []
         tail = self._resampler.process(np.zeros(0, dtype=np.float32), last=True)
         self._resampler = None
-        return self._emit(tail, arrival)
+        return self._emit(tail, now)
 
-    def _emit(self, samples: FloatArray, arrival: float, nonfinite: int = 0) -> list[AudioChunk]:
+    def _emit(self, samples: FloatArray, now: float, nonfinite: int = 0) -> list[AudioChunk]:
         if samples.shape[0] == 0:
             return []
+        arrival = self.due(now, self._out_clock + int(samples.shape[0]))
         chunk = AudioChunk(self._out_clock, samples, arrival=arrival, nonfinite=nonfinite)
         self._out_clock += int(samples.shape[0])
         return [chunk]
 
     def push(self, frame: AudioFrameLike, arrival: float | None = None) -> list[AudioChunk]:
-        """Add one decoded frame; returns the chunks it completes (usually one)."""
+        """Add one decoded frame; returns the chunks it completes (usually one).
+
+        ``arrival`` is when the frame was read (default: now); chunks carry their due time.
+        """
         now = time.perf_counter() if arrival is None else arrival
         rate = int(frame.sample_rate)
         mono, nonfinite = sanitize(frame_to_mono(frame))

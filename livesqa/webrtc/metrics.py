@@ -4,7 +4,9 @@ Why a private registry: several servers (tests, or one per process) must not col
 prometheus-client's global registry, and /metrics should show livesqa's series only.
 Labels are ``room``, ``participant`` (the server's id, unique) and ``name`` (display name);
 their number is bounded by the rooms and participant limits. A participant's series are
-removed when it leaves ("its rows are closed"), so dashboards do not show ghosts.
+removed when it leaves ("its rows are closed"), so dashboards do not show ghosts. Gauges
+appear only once measured (a participant whose round trip is unknown has no
+``livesqa_rtt_ms`` series, rather than a 0 that looks real); counters start at 0 on join.
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ class RoomMetrics:
         self.lost = Counter("livesqa_packets_lost", "RTP packets lost", LABELS, registry=r)
         self.participants = Gauge("livesqa_room_participants", "Participants connected",
                                   ("room",), registry=r)
+        self._counters: list[Any] = [self.windows, self.skipped, self.gap_windows, self.lost]
         self._per_participant: list[Any] = [
-            self.speech, self.level, self.loss, self.jitter, self.rtt, self.emodel,
-            self.windows, self.skipped, self.gap_windows, self.lost,
+            self.speech, self.level, self.loss, self.jitter, self.rtt, self.emodel, *self._counters,
         ]
 
     @staticmethod
@@ -58,8 +60,8 @@ class RoomMetrics:
 
     def joined(self, info: ParticipantInfo, room_size: int) -> None:
         labels = self._labels(info)
-        for metric in self._per_participant:
-            metric.labels(*labels)  # create the series at 0 so they exist before data
+        for metric in self._counters:
+            metric.labels(*labels)  # counters exist from the start, at 0
         self.participants.labels(info.room).set(room_size)
 
     def observe(self, info: ParticipantInfo, result: WindowScores) -> None:

@@ -53,7 +53,6 @@ def read_inbound(report: Any, time_s: float, clock_hz: int = OPUS_CLOCK_HZ) -> I
     """
     received = lost = 0
     jitter_units = 0.0
-    rtt_s: float | None = None
     found = False
     for stats in report.values():
         kind = getattr(stats, "type", "")
@@ -62,8 +61,6 @@ def read_inbound(report: Any, time_s: float, clock_hz: int = OPUS_CLOCK_HZ) -> I
             received += int(stats.packetsReceived)
             lost += int(stats.packetsLost)
             jitter_units = max(jitter_units, float(stats.jitter))
-        elif kind == "remote-inbound-rtp" and getattr(stats, "roundTripTime", None) is not None:
-            rtt_s = float(stats.roundTripTime)
     if not found:
         return None
     return InboundSample(
@@ -71,8 +68,20 @@ def read_inbound(report: Any, time_s: float, clock_hz: int = OPUS_CLOCK_HZ) -> I
         packets_received=received,
         packets_lost=max(lost, 0),
         jitter_ms=1000.0 * jitter_units / clock_hz,
-        rtt_ms=None if rtt_s is None else 1000.0 * rtt_s,
+        rtt_ms=read_rtt_ms(report),
     )
+
+
+def read_rtt_ms(report: Any) -> float | None:
+    """RTCP round-trip time (ms) from a report's ``remote-inbound-rtp`` entries, None if unmeasured.
+
+    aiortc fills ``roundTripTime`` (seconds) on a *sender's* report once a receiver report
+    echoes one of its sender reports; receivers alone never know the round trip.
+    """
+    rtts = [float(s.roundTripTime) for s in report.values()
+            if getattr(s, "type", "") == "remote-inbound-rtp"
+            and getattr(s, "roundTripTime", None) is not None]
+    return 1000.0 * max(min(rtts), 0.0) if rtts else None
 
 
 class NetStatsTracker:

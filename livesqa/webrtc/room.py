@@ -12,6 +12,7 @@ A participant offers one sending audio m-line (the microphone) and up to
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import secrets
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from livesqa.errors import WebRTCError
-from livesqa.webrtc.netstats import InboundSample, read_inbound
+from livesqa.webrtc.netstats import InboundSample, read_inbound, read_rtt_ms
 from livesqa.webrtc.relay import SlotTrack, SpeakerFeed
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ class RoomConfig:
 
     max_participants: int = 10
     stats_interval_s: float = 1.0  # network statistics and liveness poll
-    connect_timeout_s: float = 20.0  # from answer to the first media packet
+    # from answer to the first media packet: a browser on a LAN needs < 2 s; a join that never
+    # sends media must not hold a slot long (it could keep a room full)
+    connect_timeout_s: float = 8.0
     peer_timeout_s: float = 10.0  # no media for this long -> the peer is gone
 
     def __post_init__(self) -> None:
@@ -134,6 +137,7 @@ class Participant:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     last_packets: int = 0
     last_packet_time: float = 0.0
+    rtt_ms: float | None = None  # newest RTCP round trip (None until measured)
 
     def free_slot(self) -> int | None:
         used = set(self.slot_of.values())
@@ -246,7 +250,10 @@ class Room:
 
     async def _watch(self, part: Participant) -> None:
         """Poll receiver statistics; remove a peer whose media stopped (vanished peers)."""
-        receivers = [t.receiver for t in part.pc.getTransceivers() if t.receiver.track is part.track]
+        transceivers = part.pc.getTransceivers()
+        receivers = [t.receiver for t in transceivers if t.receiver.track is part.track]
+        slot_senders = [(t.sender, t.sender.track) for t in transceivers
+                        if isinstance(t.sender.track, SlotTrack)]
         while part.info.id in self.participants:
             await asyncio.sleep(self.config.stats_interval_s)
             now = time.monotonic()
@@ -254,6 +261,10 @@ class Room:
             if receivers:
                 try:
                     sample = read_inbound(await receivers[0].getStats(), now)
+                    if sample is not None:
+                        rtt = await self._rtt_ms(slot_senders)
+                        part.rtt_ms = rtt if rtt is not None else part.rtt_ms
+                        sample = dataclasses.replace(sample, rtt_ms=part.rtt_ms)
                 except Exception as e:  # noqa: BLE001 - a closing connection's stats may raise anything
                     log.debug("stats of %s unavailable: %s", part.info.id, e)
             if sample is not None:
@@ -266,6 +277,21 @@ class Room:
             if now - part.last_packet_time > limit:
                 asyncio.ensure_future(self.leave(part.info.id, reason="timeout"))
                 return
+
+    @staticmethod
+    async def _rtt_ms(senders: list[tuple[Any, SlotTrack]]) -> float | None:
+        """Round trip to this participant from RTCP receiver reports on a slot we send on.
+
+        Why the senders: aiortc measures RTT only as a sender (LSR/DLSR of the participant's
+        receiver reports about our packets); a participant who hears nobody gives none yet.
+        """
+        for sender, slot in senders:
+            if slot.source is None and slot.frames_out == 0:
+                continue  # never sent: no receiver report can refer to it
+            rtt = read_rtt_ms(await sender.getStats())
+            if rtt is not None:
+                return rtt
+        return None
 
     async def leave(self, pid: str, reason: str = "bye") -> bool:
         """Remove a participant (idempotent); closes its connection, slots and monitor rows."""

@@ -7,6 +7,10 @@ followed by :data:`NET_COLUMNS`; every participant of every room writes to one f
 apart by the ``room``/``participant``/``source`` columns. One writer outlives the participants,
 so it is closed by its owner (the command), never by a participant leaving.
 
+Display names are the participants' own text: in the CSV a cell that starts with ``= + - @``
+(or a tab or carriage return) gets a leading ``'``, so a spreadsheet shows it as text instead
+of running it as a formula (OWASP "CSV injection"); JSONL keeps the text as is (it is data).
+
 Network figures are those of the newest interval when the window's score arrives (the
 window ends about ``latency_ms`` earlier): close enough at 1 s stats and 1 s hops.
 """
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,11 +38,18 @@ NET_COLUMNS: tuple[str, ...] = (
     "gaps_total",  # timestamp gaps (loss bursts) in this participant's audio so far
 )
 ROOM_COLUMNS: tuple[str, ...] = (*COLUMNS, *NET_COLUMNS)
+TEXT_COLUMNS = frozenset({"source", "room", "participant"})  # text people chose (numbers may be < 0)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Text a spreadsheet will not evaluate: ``'`` before a leading formula character."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def iso_time(wall_s: float) -> str:
     """Epoch seconds -> ISO 8601 with the local UTC offset (the window rows' format)."""
-    return datetime.fromtimestamp(wall_s, timezone.utc).astimezone().isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(wall_s, UTC).astimezone().isoformat(timespec="milliseconds")
 
 
 def net_values(net: NetInterval | None, gaps_total: int) -> dict[str, float | int | None]:
@@ -73,7 +84,9 @@ class RoomCsvWriter:
 
     def write(self, result: WindowScores, net: NetInterval | None, gaps_total: int) -> None:
         row: dict[str, Any] = {**result_row(result), **net_values(net, gaps_total)}
-        cells = ["" if row[c] is None else str(row[c]) for c in ROOM_COLUMNS]
+        cells = ["" if row[c] is None else
+                 spreadsheet_safe(str(row[c])) if c in TEXT_COLUMNS else str(row[c])
+                 for c in ROOM_COLUMNS]
         write_line(self._file, csv_line(cells), self._fsync)
         self.rows += 1
 
