@@ -70,9 +70,15 @@ def data_root(text: str | None) -> Path:
 
 
 def read(path: Path) -> FloatArray:
-    from train.simulate import _load  # ffmpeg fallback for Opus files libsndfile trips on
+    """Mono float32 at 16 kHz; ffmpeg decodes the few Opus files libsndfile trips on."""
+    from livesqa.audio import read_audio
+    from livesqa.errors import AudioInputError
+    from train.codecs import ffmpeg_decode
 
-    return _load(str(path), SR)
+    try:
+        return read_audio(path, SR)
+    except AudioInputError:
+        return ffmpeg_decode(path, SR)
 
 
 def talk(folder: Path, seconds: float) -> FloatArray:
@@ -146,8 +152,32 @@ def section_scores(audio: FloatArray, table: list[tuple[Section, float, float]],
     return out
 
 
+def ordering_checks(rows: list[dict[str, object]]) -> list[tuple[str, bool, str]]:
+    """What a listener expects: (check, holds, numbers). Clean above all on MOS; each
+    degraded section with a ``lowest`` dimension below every other section in it."""
+    by = {str(r["section"]): r for r in rows}
+    clean = by["clean"]
+    out = []
+    for r in rows:
+        if r is clean:
+            continue
+        ok = float(clean["mos"]) > float(r["mos"])  # type: ignore[arg-type]
+        out.append((f"clean above {r['section']} on MOS", ok,
+                    f"clean {clean['mos']:.2f} vs {r['section']} {r['mos']:.2f}"))
+    for r in rows:
+        dim = str(r["lowest"])
+        if not dim:
+            continue
+        others = [o for o in rows if o is not r]
+        low = min(others, key=lambda o: float(o[dim]))  # type: ignore[arg-type]
+        ok = float(r[dim]) < float(low[dim])  # type: ignore[arg-type]
+        out.append((f"{r['section']} lowest on {dim.upper()}", ok,
+                    f"{r['section']} {r[dim]:.2f}, lowest other: {low['section']} {low[dim]:.2f}"))
+    return out
+
+
 def sidecar(rows: list[dict[str, object]], model: str) -> str:
-    fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    fmt = lambda v: "–" if v is None else f"{v:.2f}"
     lines = [
         "# sample_call.flac: what you are hearing, and what the model should say",
         "",
@@ -173,6 +203,10 @@ def sidecar(rows: list[dict[str, object]], model: str) -> str:
             cells.append(f"**{v}**" if d == r["lowest"] else v)
         lines.append(f"| {r['section']} | {r['start_s']:.0f}–{r['end_s']:.0f} | {r['what']} | "
                      f"{r['scored']}/{r['windows']} | " + " | ".join(cells) + " |")
+    checks = ordering_checks(rows)
+    failed = [(name, detail) for name, ok, detail in checks if not ok]
+    lines += ["", f"With {model}, {len(checks) - len(failed)} of {len(checks)} order checks hold."]
+    lines += [f"**Fails: {name}** ({detail})." for name, detail in failed]
     lines += ["", "Dimensions: MOS overall, NOI noisiness, COL coloration, DIS discontinuity, "
               "LOUD loudness; 1–5, higher is better.", "", "Credits: " + CREDIT]
     return "\n".join(lines) + "\n"
