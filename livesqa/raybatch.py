@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -167,6 +169,7 @@ class BatchReport:
     wall_s: float = 0.0  # first call submitted to last result
     startup_s: float = 0.0  # ray.init and actors loading the model
     actors: int = 0
+    interrupted: bool = False
     errors: list[str] = field(default_factory=list)
 
 
@@ -197,6 +200,10 @@ def init_ray(address: str | None, num_cpus: int | None) -> bool:
         if address:
             ray.init(address=address, **kwargs)
         else:
+            # Ray starts workers at niceness 15, below everything else on the machine; a
+            # local instance is this user's job, so its actors run at the priority of
+            # `livesqa file` (RAY_worker_niceness in the environment still wins)
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = address or "a local Ray instance"
@@ -234,6 +241,10 @@ def run_batch(
         return report
     t0 = time.perf_counter()
     started = init_ray(address, num_cpus)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM)
+    if main_thread:  # SIGTERM ends the run like Ctrl-C: finished files stay, a rerun resumes
+        signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n = max(1, min(actors or cpus, len(todo)))
@@ -250,8 +261,10 @@ def run_batch(
         report.startup_s = time.perf_counter() - t0
         _dispatch(todo, pool, [model_ref], output, report, on_result, ray, RayError)
     except KeyboardInterrupt:
-        pass
+        report.interrupted = True
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         report.not_scored = len(todo) - report.scored - report.failed
         if shutdown and started:  # a Ray this call did not start is left as it was
             ray.shutdown()
@@ -274,34 +287,37 @@ def _dispatch(todo: list[str], pool: list[Any], model: list[Any], output: Output
                 pending[actor.score.remote(model, source)] = (actor, source)
                 load[id(actor)] += 1
 
-    submit()
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        for ref in ready:
-            actor, source = pending.pop(ref)
-            load[id(actor)] -= 1
-            try:
-                result = ray.get(ref)
-            except ray_error as e:  # the actor died MAX_ATTEMPTS times on this file
-                message = (f"{source}: the Ray worker died {MAX_ATTEMPTS} times while scoring it "
-                           f"({e.__class__.__name__})")
-                record = {"source": source, "error": message}
-                output.write("errors", shard_key(source), [record])
-                result = {"source": source, "key": shard_key(source), "error": message,
-                          "rows": 0, "audio_s": 0.0, "busy_s": 0.0, "pid": None,
-                          "record": record}
-            if result["error"] is None:
-                report.scored += 1
-                report.rows += result["rows"]
-                report.audio_s += result["audio_s"]
-            else:
-                report.failed += 1
-                report.errors.append(result["error"])
-            report.busy_s += result["busy_s"]
-            if on_result is not None:
-                on_result(result)
+    try:
         submit()
-    report.wall_s = time.perf_counter() - t0
+        while pending:
+            # a timeout, so Ctrl-C is seen within a second (a blocking wait ignores it)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            for ref in ready:
+                actor, source = pending.pop(ref)
+                load[id(actor)] -= 1
+                try:
+                    result = ray.get(ref)
+                except ray_error as e:  # the actor died MAX_ATTEMPTS times on this file
+                    message = (f"{source}: the Ray worker died {MAX_ATTEMPTS} times while scoring it "
+                               f"({e.__class__.__name__})")
+                    record = {"source": source, "error": message}
+                    output.write("errors", shard_key(source), [record])
+                    result = {"source": source, "key": shard_key(source), "error": message,
+                              "rows": 0, "audio_s": 0.0, "busy_s": 0.0, "pid": None,
+                              "record": record}
+                if result["error"] is None:
+                    report.scored += 1
+                    report.rows += result["rows"]
+                    report.audio_s += result["audio_s"]
+                else:
+                    report.failed += 1
+                    report.errors.append(result["error"])
+                report.busy_s += result["busy_s"]
+                if on_result is not None:
+                    on_result(result)
+            submit()
+    finally:
+        report.wall_s = time.perf_counter() - t0
 
 
 def cmd_batch(args: Any) -> int:
@@ -356,10 +372,11 @@ def cmd_batch(args: Any) -> int:
           f"summaries in {args.out.rstrip('/')}/summary")
     if report.failed or report.not_scored:
         print(f"livesqa: {report.failed} of {report.listed} files failed"
-              + (f", {report.not_scored} not scored (interrupted; rerun to finish)"
-                 if report.not_scored else ""), file=sys.stderr)
-        return 1
-    return 0
+              + (f", {report.not_scored} not scored (interrupted; rerun the same command to "
+                 "finish them)" if report.not_scored else ""), file=sys.stderr)
+    if report.interrupted:
+        return 130
+    return 1 if report.failed or report.not_scored else 0
 
 
 def _first_line(error: BaseException) -> str:
@@ -367,3 +384,7 @@ def _first_line(error: BaseException) -> str:
     lines = [x.strip() for x in str(error).splitlines() if x.strip()]
     causes = [x for x in lines if "Error:" in x and not x.startswith("File ")]
     return (causes[-1] if causes else lines[-1] if lines else error.__class__.__name__)[:300]
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

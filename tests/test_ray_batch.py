@@ -183,3 +183,33 @@ def test_shard_keys_are_stable_and_distinct_for_same_named_files():
     a, b = shard_key("s3://bucket/a/call.wav"), shard_key("s3://bucket/b/call.wav")
     assert a != b and a.startswith("call.wav-") and a == shard_key("s3://bucket/a/call.wav")
 
+
+
+def test_sigterm_stops_a_batch_cleanly_and_a_rerun_finishes_it(local_ray, tmp_path):
+    """The CLI in its own process (its own local Ray): SIGTERM mid-run, exit 130, resume."""
+    import subprocess
+    import sys
+    import time
+
+    model = build_tiny_model(tmp_path / "slow.onnx", work_layers=6)
+    folder = tmp_path / "calls"
+    make_calls(folder, count=8, seconds=20.0)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livesqa.cli", "batch", str(folder), "--out", str(out),
+         "--model", str(model), "--hop", "0.25", "--num-cpus", "1", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((out / "summary").glob("*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "not scored (interrupted; rerun" in stderr and "Traceback" not in stderr
+    done = len(list((out / "summary").glob("*.parquet")))
+    assert 1 <= done < 8
+    report = run_batch([str(folder)], Output(str(out)), model, RuntimeConfig(hop_s=0.25),
+                       shutdown=False)
+    assert (report.already_done, report.scored, report.failed) == (done, 8 - done, 0)
+    assert_same_scores(batch_scores(Output(str(out))),
+                       single_process_scores(folder, model, tmp_path, "--hop", "0.25"))
