@@ -5,8 +5,8 @@
 core sustains at the configured hop (``hop_s / mean latency``; a stream needs one
 window per hop).
 
-``livesqa bench --pipeline --minutes 60`` (pipeline): replays synthetic
-speech-like audio in 20 ms chunks (a WebRTC frame) through source conversion,
+``livesqa bench --pipeline --minutes 60`` (pipeline): replays the bundled sample
+call (real speech) in 20 ms chunks (a WebRTC frame) through source conversion,
 windower, gate, the scoring thread, aggregator and a CSV sink, as fast as
 possible, then a short real-time live segment. Reports
 
@@ -125,16 +125,33 @@ def bench_model(model: Path, config: RuntimeConfig, windows: int = 50) -> dict[s
     }
 
 
+def sample_call(sample_rate_hz: int) -> FloatArray:
+    """The bundled sample call (real speech: the speech gate passes it) at ``sample_rate_hz``."""
+    import soundfile as sf
+    import soxr
+
+    path = Path(__file__).resolve().parent / "assets" / "sample_call.flac"
+    audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    mono = audio.mean(axis=1)
+    if rate != sample_rate_hz:
+        mono = soxr.resample(mono, rate, sample_rate_hz)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
 class LoopSource:
-    """Synthetic audio in 20 ms chunks from a precomputed 10 s loop (generation costs nothing)."""
+    """The bundled sample call in 20 ms chunks, looped (precomputed: generation costs nothing).
+
+    Real speech, not a synthetic signal: the Silero speech gate rightly calls modulated
+    noise "no speech", and the model would then never run.
+    """
 
     def __init__(self, seconds: float, sample_rate_hz: int, realtime: bool,
                  on_minute: Any = None) -> None:
         self.seconds = seconds
         self.sample_rate_hz = sample_rate_hz
         self.live = realtime
-        self.description = "synthetic speech-like loop"
-        self._loop = speechlike(10.0, sample_rate_hz)
+        self.description = "bundled sample call, looped"
+        self._loop = sample_call(sample_rate_hz)
         self._on_minute = on_minute
 
     async def chunks(self) -> AsyncIterator[AudioChunk]:

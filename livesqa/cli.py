@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="model latency/RTFX on one thread; --pipeline for overhead")
     p.add_argument("--pipeline", action="store_true",
-                   help="replay synthetic audio through the whole pipeline as fast as possible")
+                   help="replay the bundled sample call (real speech) through the whole "
+                        "pipeline as fast as possible")
     p.add_argument("--windows", type=int, default=50, help="model bench: windows to time")
     p.add_argument("--minutes", type=float, default=10.0, help="pipeline bench: audio minutes")
     p.add_argument("--live-seconds", type=float, default=20.0,
