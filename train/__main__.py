@@ -11,13 +11,17 @@ import sys
 
 STAGES: dict[str, tuple[str, str]] = {
     "asr-manifest": ("train.asr_data", "build the transcribed-speech manifest (speechocean762 + asterisk prompts)"),
+    "extra-speech": ("train.extra_speech", "fetch and convert more clean talkers from Debian packages"),
     "simulate": ("train.simulate", "generate the degraded corpus from clean speech and noise"),
+    "real-clips": ("train.real_clips", "append windows of the real AEC-challenge recordings to a corpus manifest"),
+    "realchain": ("train.realchain", "held-out speech through real software (codec PLC, ffmpeg NS/limiter)"),
     "label": ("train.teachers", "label simulated clips with the teacher models (NISQA, DNSMOS)"),
     "pretrain-asr": ("train.pretrain_asr", "CTC pretraining of the Conformer encoder"),
     "probe": ("train.probe", "layer-wise probing of a frozen encoder (table + PNG)"),
     "finetune": ("train.finetune", "fine-tune the quality model"),
     "average": ("train.average", "average the weights of a run's last snapshots (or given checkpoints)"),
     "evaluate": ("train.evaluate", "PCC/RMSE tables on the simulated test split and the P.835 set"),
+    "agreement": ("train.agreement", "label-free teacher-student agreement on real-chain, real and simulated audio"),
     "export": ("train.export", "export to ONNX with the livesqa spec, with parity check"),
     "sanity": ("train.sanity", "monotonicity checks of a model on synthetic degradations"),
     "bench": ("train.bench", "speed of exported models side by side (one thread)"),

@@ -66,9 +66,24 @@ def _librispeech(root: Path) -> list[Utterance]:
             for p in sorted((root / "speech" / "librispeech-excerpts").rglob("*.opus"))]
 
 
-def build_catalogue(data_root: Path, val_fraction: float = 0.1, test_fraction: float = 0.1) -> Catalogue:
-    """Scan ``data_root`` (layout of ../shared/data/README.md) in a deterministic order."""
+def _extra(index_csv: Path) -> list[Utterance]:
+    """Talkers converted by ``python -m train extra-speech`` (``index.csv``: path,speaker,corpus)."""
+    import csv
+
+    if not index_csv.is_file():
+        raise ConfigError(f"extra speech index not found: {index_csv} (run `python -m train extra-speech`)")
+    with index_csv.open(newline="", encoding="utf-8") as f:
+        return [Utterance(str(index_csv.parent / r["path"]), r["speaker"], r["corpus"], Path(r["path"]).stem)
+                for r in csv.DictReader(f)]
+
+
+def build_catalogue(data_root: Path, val_fraction: float = 0.1, test_fraction: float = 0.1,
+                    extra_speech: Path | None = None) -> Catalogue:
+    """Scan ``data_root`` (layout of ../shared/data/README.md) in a deterministic order,
+    plus the talkers of an ``extra-speech`` index when given."""
     utterances = _speechocean(data_root) + _librispeech(data_root)
+    if extra_speech is not None:
+        utterances += _extra(extra_speech)
     if not utterances:
         raise ConfigError(f"no clean speech under {data_root / 'speech'}")
     speech: dict[str, list[Utterance]] = {s: [] for s in SPLITS}

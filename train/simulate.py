@@ -27,8 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from livesqa.audio import read_audio
-from livesqa.errors import AudioInputError
+from livesqa.errors import AudioInputError, ConfigError
+from train import callsim as cs
 from train import degrade as dg
+from train import plc
 from train.asr_data import load_stage_config, resolve_data_root
 from train.codecs import codec_roundtrip, ffmpeg_decode, usable_codecs
 from train.manifest_lock import manifest_locked
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 MANIFEST_COLUMNS = (
     "db", "con", "filepath_deg", "filename_deg", "source", "mos", "noi", "col", "dis", "loud",
     "split", "condition", "speaker", "noise_file", "seed", "duration_s", "teacher",
-    "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl",
+    "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "nisqa_mos", "distillmos_mos",
 )
 SPLITS = ("train", "val", "test")
 
@@ -57,9 +59,27 @@ FAMILIES: dict[str, tuple[float, dict[str, float]]] = {
 # tests); drawn only from clip index ``signal_from_clip`` on, so clips made before keep
 # their exact draws and a rebuild reproduces them
 FAMILIES_V2: dict[str, tuple[float, dict[str, float]]] = {**FAMILIES, "signal": (0.12, {"mnru": 1.0})}
-# the order a real call applies them in: room, then mixing, device, gain, codec, network
-STAGE_ORDER = ("reverb", "echo", "mnru", "noise", "babble", "nb", "wb", "lp", "irs", "eq", "quiet", "loud",
-               "clip", "codec", "plc", "timeclip")
+# session 7 (the real-calls issue): impairments rendered as real calls produce them
+# (train/callsim.py, train/plc.py), weighted towards what the real-call sets hold; the older
+# kinds stay so the student keeps what it knew. Chosen with ``families = "v3"``.
+FAMILIES_V3: dict[str, tuple[float, dict[str, float]]] = {
+    "noise": (0.22, {"noise": 0.5, "babble": 0.1, "ns": 0.28, "agc": 0.12}),
+    "talker": (0.10, {"talker": 1.0}),
+    "echo": (0.10, {"talkecho": 0.45, "farecho": 0.55}),
+    "loss": (0.17, {"geloss": 0.3, "opusplc": 0.3, "amrplc": 0.2, "timeclip": 0.2}),
+    "clipping": (0.11, {"clip": 0.25, "hot": 0.55, "overload": 0.2}),
+    "codec": (0.12, {"codec": 1.0}),
+    "filter": (0.07, {"nb": 0.35, "wb": 0.15, "lp": 0.2, "irs": 0.15, "eq": 0.15}),
+    "acoustic": (0.05, {"reverb": 1.0}),
+    "level": (0.04, {"quiet": 0.5, "loud": 0.5}),
+    "signal": (0.04, {"mnru": 1.0}),
+}
+FAMILY_TABLES = {"v1": FAMILIES, "v2": FAMILIES_V2, "v3": FAMILIES_V3}
+# the order a real call applies them in: room, other voices and noise at the microphone, echo
+# and its suppressor, noise suppression and AGC, device, gain and clipping, codec, network
+STAGE_ORDER = ("reverb", "talker", "echo", "talkecho", "farecho", "mnru", "noise", "babble", "ns", "agc", "nb", "wb", "lp",
+               "irs", "eq", "quiet", "loud", "clip", "hot", "overload", "codec", "plc", "geloss", "opusplc", "amrplc",
+               "timeclip")
 CHAIN_LENGTH_P = (0.55, 0.30, 0.15)
 
 
@@ -79,7 +99,12 @@ class SimulateConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     signal_from_clip: int = 10000  # clips from this index on may draw the "signal" family (MNRU)
-
+    # "v1"/"v2": the original catalogue (v2 from signal_from_clip on); "v3": real-call impairments
+    families: str = "v2"
+    # share of clips exactly max_clip_s long; the rest are uniform in [min_clip_s, max_clip_s]
+    # (v3 corpora are the training crops themselves, so teacher labels describe what the student sees)
+    fixed_length_fraction: float = 0.0
+    extra_speech: str = ""  # index.csv of `python -m train extra-speech` (more talkers; empty = none)
 
 def clip_seed(global_seed: int, index: int) -> int:
     """The per-clip seed: a 63-bit integer derived from (global seed, clip index)."""
@@ -106,7 +131,10 @@ def _assemble(cat: Catalogue, split: str, cfg: SimulateConfig,
     first = pool[int(rng.integers(len(pool)))]
     same = [u for u in cat.by_speaker[first.speaker] if u is not first]
     order = [first] + [same[i] for i in rng.permutation(len(same))]
-    target = int(rng.uniform(cfg.min_clip_s, cfg.max_clip_s) * sr)
+    if cfg.fixed_length_fraction > 0 and rng.random() < cfg.fixed_length_fraction:
+        target = int(cfg.max_clip_s * sr)
+    else:
+        target = int(rng.uniform(cfg.min_clip_s, cfg.max_clip_s) * sr)
     parts: list[np.ndarray] = []
     used: list[Utterance] = []
     total = 0
@@ -216,6 +244,103 @@ def _apply(kind: str, x: np.ndarray, ctx: dict[str, object], rng: np.random.Gene
         att = float(rng.uniform(6, 30))
         n = int(rng.integers(1, 4))
         return dg.echo(x, sr, delay, att, n), f"echo:{delay:.0f}ms@-{att:.0f}dBx{n}"
+    return _apply_call(kind, x, ctx, rng)
+
+
+def _other_voices(ctx: dict[str, object], rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """``n`` utterances of other talkers of the same split (each a different speaker)."""
+    cat: Catalogue = ctx["cat"]  # type: ignore[assignment]
+    others = [u for u in cat.speech[str(ctx["split"])] if u.speaker != ctx["speaker"]]
+    picked: list[np.ndarray] = []
+    seen: set[str] = set()
+    for i in rng.permutation(len(others)):
+        u = others[int(i)]
+        if u.speaker in seen:
+            continue
+        seen.add(u.speaker)
+        picked.append(_load(u.path, int(ctx["sr"])))  # type: ignore[call-overload]
+        if len(picked) == n:
+            break
+    return picked
+
+
+def _apply_call(kind: str, x: np.ndarray, ctx: dict[str, object], rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """The real-call kinds of :data:`FAMILIES_V3` (train/callsim.py, train/plc.py)."""
+    sr: int = ctx["sr"]  # type: ignore[assignment]
+    if kind == "talker":
+        n = 1 if rng.random() < 0.7 else 2
+        rel = [float(rng.uniform(0, 20)) for _ in range(n)]
+        y = cs.competing_talker(x, _other_voices(ctx, rng, n), sr, rel, rng)
+        return y, f"talker:{n}x@-{min(rel):.0f}dB"
+    if kind == "talkecho":  # the talker's own voice returning through a device (talker echo)
+        delay, erl = float(rng.uniform(20, 600)), float(rng.uniform(0, 40))
+        e = cs.echo_path(x, sr, delay, erl, rng)
+        y = x + e
+        res = rng.random() < 0.4
+        if res:
+            y = cs.residual_echo_suppressor(y, e, float(rng.uniform(0.5, 1.0)))
+        return y.astype(np.float32), f"echo:{delay:.0f}ms@-{erl:.0f}dB" + ("+res" if res else "")
+    if kind == "farecho":  # another talker's voice leaking back through a device (residual echo, double talk)
+        far = _other_voices(ctx, rng, 1)
+        if not far:
+            return x, "farecho:none"
+        far_track = dg.fit_length(far[0], len(x), rng)
+        far_track = dg.set_level(far_track, sr, dg.active_level_db(x, sr)) if np.any(far_track) else far_track
+        delay, erl = float(rng.uniform(20, 600)), float(rng.uniform(0, 40))
+        e = cs.echo_path(far_track, sr, delay, erl, rng)
+        y = x + e
+        res = rng.random() < 0.6
+        if res:
+            y = cs.residual_echo_suppressor(y, e, float(rng.uniform(0.5, 1.0)))
+        return y.astype(np.float32), f"farecho:{delay:.0f}ms@-{erl:.0f}dB" + ("+res" if res else "")
+    if kind in ("ns", "agc"):
+        cat: Catalogue = ctx["cat"]  # type: ignore[assignment]
+        split = str(ctx["split"])
+        noise_path = cat.noise[split][int(rng.integers(len(cat.noise[split])))]
+        ctx["noise_file"] = str(Path(noise_path).relative_to(cat.data_root))
+        snr = float(rng.uniform(-5, 20) if kind == "ns" else rng.uniform(5, 30))
+        noisy = dg.add_noise(x, _load(noise_path, sr), snr, sr, rng)
+        if kind == "ns":
+            over, floor = float(rng.uniform(1.0, 4.0)), float(rng.uniform(-30, -8))
+            return cs.noise_suppressor(noisy, over, floor), f"ns:{Path(noise_path).stem}@{snr:.0f}dB/a{over:.1f}"
+        gain = float(rng.uniform(10, 30))
+        return cs.agc(noisy, sr, -20.0, gain, float(rng.uniform(0.3, 2.0))), f"agc:{Path(noise_path).stem}@{snr:.0f}dB+{gain:.0f}"
+    if kind == "hot":
+        how = str(rng.choice(["hard", "soft", "limiter"], p=[0.5, 0.25, 0.25]))
+        level = dg.active_level_db(x, sr)
+        gain = float(rng.uniform(-level - 24, -level + 6))  # active level -24..+6 dBFS after the gain
+        y = cs.limiter(x, sr, gain, how)
+        if rng.random() < 0.5:  # a later stage (AGC, mixer) brings the level back down
+            y = dg.set_level(y, sr, float(rng.uniform(-30, -20)))
+        return y, f"hot:{how}+{gain:.0f}dB"
+    if kind == "overload":  # a hot signal into a real encoder: it saturates at its 16-bit input
+        codecs = ctx["codecs"]
+        assert isinstance(codecs, dict)
+        gain = float(rng.uniform(6, 24))
+        hot = dg.gain_db(dg.set_level(x, sr, -20.0), gain)
+        if not codecs:
+            return dg.saturate(hot), f"overload:+{gain:.0f}dB"
+        codec = codecs[sorted(codecs)[int(rng.integers(len(codecs)))]]
+        rate = codec.bitrates[int(rng.integers(len(codec.bitrates)))]
+        return codec_roundtrip(dg.saturate(hot), sr, codec, rate), f"overload:{codec.name}+{gain:.0f}dB"
+    if kind in ("geloss", "opusplc", "amrplc"):
+        rate = float(np.exp(rng.uniform(np.log(0.01), np.log(0.3))))
+        burst = float(rng.choice([1.0, rng.uniform(1.5, 4.0)]))
+        if kind == "geloss":
+            frame_ms = float(rng.choice([10.0, 20.0, 30.0, 40.0, 60.0]))
+            method = str(rng.choice(["zero", "fade", "repeat"]))
+            frame = round(frame_ms * sr / 1000)
+            lost = plc.gilbert_elliott_mask(len(x) // frame, rate, burst, rng)
+            return dg.conceal(x, lost, frame, method), f"loss:{method}{frame_ms:.0f}ms@{100 * rate:.0f}%b{burst:.1f}"  # type: ignore[arg-type]
+        if kind == "opusplc":
+            frame_ms = int(rng.choice([10, 20, 20, 40, 60]))
+            bitrate = int(rng.choice([8000, 12000, 16000, 24000, 32000]))
+            lost = plc.gilbert_elliott_mask(int(np.ceil(len(x) / (sr * frame_ms / 1000))), rate, burst, rng)
+            y = plc.opus_with_loss(x, sr, lost, bitrate, frame_ms)
+            return y, f"opusplc:{bitrate // 1000}k/{frame_ms}ms@{100 * rate:.0f}%b{burst:.1f}"
+        bitrate = str(rng.choice(["5.9k", "7.4k", "10.2k", "12.2k"]))
+        lost = plc.gilbert_elliott_mask(int(np.ceil(len(x) / (sr * 0.02))) + 2, rate, burst, rng)
+        return plc.amr_with_loss(x, sr, lost, "amr-nb", bitrate), f"amrplc:nb{bitrate}@{100 * rate:.0f}%b{burst:.1f}"
     raise ValueError(f"unknown degradation kind {kind!r}")
 
 
@@ -231,7 +356,12 @@ def make_clip(index: int, cfg: SimulateConfig, cat: Catalogue,
     ctx: dict[str, object] = {"sr": cfg.sample_rate_hz, "cat": cat, "split": split,
                               "speaker": used[0].speaker, "codecs": codecs, "noise_file": ""}
     tokens = []
-    table = FAMILIES_V2 if index >= cfg.signal_from_clip else FAMILIES
+    if cfg.families not in FAMILY_TABLES:
+        raise ConfigError(f"[simulate].families = {cfg.families!r}; known: {', '.join(FAMILY_TABLES)}")
+    if cfg.families == "v3":
+        table = FAMILIES_V3
+    else:
+        table = FAMILIES_V2 if index >= cfg.signal_from_clip else FAMILIES
     for kind in _choose_chain(rng, cfg.clean_fraction, table):
         audio, token = _apply(kind, audio, ctx, rng)
         tokens.append(token)
@@ -284,17 +414,20 @@ def run(cfg: SimulateConfig, progress: bool = True) -> Path:
     manifest = out / "manifest.csv"
     done = done_indices(manifest)  # once: the manifest is read per clip otherwise (O(n^2))
     todo = [i for i in range(cfg.n_clips) if i not in done]
-    cat = build_catalogue(resolve_data_root(cfg.data_root or None), cfg.val_fraction, cfg.test_fraction)
+    cat = build_catalogue(resolve_data_root(cfg.data_root or None), cfg.val_fraction, cfg.test_fraction,
+                          Path(cfg.extra_speech) if cfg.extra_speech else None)
     with manifest_locked(manifest):
         if not manifest.is_file():
             with manifest.open("w", newline="", encoding="utf-8") as f:
                 csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS).writeheader()
     bar = tqdm(total=cfg.n_clips, initial=cfg.n_clips - len(todo), unit="clip",
                disable=not progress, desc="simulate")
+    with manifest.open(newline="", encoding="utf-8") as f:
+        fields = next(csv.reader(f), None) or list(MANIFEST_COLUMNS)  # an older manifest keeps its columns
     for row in _results(cfg, cat, todo):
         # reopen per row under the lock: the labeller may have replaced the file meanwhile
         with manifest_locked(manifest), manifest.open("a", newline="", encoding="utf-8") as f:
-            csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS).writerow(row)
+            csv.DictWriter(f, fieldnames=fields, extrasaction="ignore").writerow(row)
         bar.update(1)
     bar.close()
     return manifest

@@ -196,6 +196,12 @@ class LabelConfig:
     # DNSMOS is a comparison, not a target: by default only where evaluate reads it ("all" = every split)
     dnsmos_splits: str = "val,test"
     flush_every: int = 200  # clips between atomic rewrites of the manifest
+    # which teachers this process runs ("nisqa", "distillmos" or both, comma-separated); two
+    # processes with one teacher each can label one manifest side by side (rows merge under a lock)
+    teachers: str = "nisqa"
+    # the MOS target: "nisqa" (NISQA v2's MOS) or "mean" (of NISQA's and DistillMOS's, once both exist)
+    mos_combination: str = "nisqa"
+    follow: int = 0  # keep polling until this many rows are labelled (the simulator is still appending)
 
 
 def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -204,12 +210,25 @@ def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         return list(reader.fieldnames or []), list(reader)
 
 
-def _write_merged(path: Path, labels: dict[str, dict[str, str]]) -> None:
-    """Re-read the manifest (rows may have been appended meanwhile), merge labels, replace it."""
-    with manifest_locked(path):  # the simulator may be appending rows
+def combined_mos(row: dict[str, str], combination: str) -> str:
+    """The MOS target of a row from its teachers' columns ('' while a needed teacher is missing)."""
+    nisqa, distill = row.get("nisqa_mos", ""), row.get("distillmos_mos", "")
+    if combination == "nisqa":
+        return nisqa
+    if combination == "mean":
+        return f"{(float(nisqa) + float(distill)) / 2:.4f}" if nisqa and distill else ""
+    raise ConfigError(f"[label].mos_combination = {combination!r} (nisqa or mean)")
+
+
+def _write_merged(path: Path, labels: dict[str, dict[str, str]], combination: str = "") -> None:
+    """Re-read the manifest (rows may have been appended meanwhile), merge labels, replace it;
+    with ``combination``, recompute ``mos`` from the teachers' columns of every row."""
+    with manifest_locked(path):  # the simulator or another labeller may be writing
         fields, rows = _read(path)
         for row in rows:
             row.update(labels.get(row["filepath_deg"], {}))
+            if combination and "nisqa_mos" in fields:
+                row["mos"] = combined_mos(row, combination)
         write_csv_atomic(path, fields, rows)
 
 
@@ -218,12 +237,30 @@ def _wants_dnsmos(row: dict[str, str], cfg: LabelConfig) -> bool:
     return cfg.dnsmos and ("all" in splits or row.get("split", "") in splits)
 
 
-def _needs(row: dict[str, str], cfg: LabelConfig) -> bool:
-    return not row.get("mos") or (_wants_dnsmos(row, cfg) and not row.get("dnsmos_ovrl"))
+def _teachers(cfg: LabelConfig) -> set[str]:
+    names = {t.strip() for t in cfg.teachers.split(",") if t.strip()}
+    unknown = names - {"nisqa", "distillmos"}
+    if unknown or not names:
+        raise ConfigError(f"[label].teachers = {cfg.teachers!r}: use nisqa, distillmos or both")
+    return names
+
+
+def _needs(row: dict[str, str], cfg: LabelConfig, has_split_columns: bool) -> bool:
+    names = _teachers(cfg)
+    if "nisqa" in names:
+        done = row.get("nisqa_mos") if has_split_columns else row.get("mos")
+        if not done or (_wants_dnsmos(row, cfg) and not row.get("dnsmos_ovrl")):
+            return True
+    return "distillmos" in names and not row.get("distillmos_mos")
 
 
 def label(cfg: LabelConfig, progress: bool = True) -> int:
-    """Fill teacher scores into ``cfg.manifest``; returns the number of clips labelled now."""
+    """Fill teacher scores into ``cfg.manifest``; returns the number of clips labelled now.
+
+    With ``cfg.follow`` it keeps polling (every 20 s) until that many rows carry this
+    process's labels, so it can run beside a simulator that is still appending clips."""
+    import time
+
     from tqdm import tqdm
 
     path = Path(cfg.manifest)
@@ -231,31 +268,59 @@ def label(cfg: LabelConfig, progress: bool = True) -> int:
         raise ConfigError(f"manifest not found: {path} (run `python -m train simulate` first)")
     fields, rows = _read(path)
     missing = [c for c in ("filepath_deg", *DIMENSIONS, "teacher") if c not in fields]
+    names = _teachers(cfg)
+    if "distillmos" in names or cfg.mos_combination != "nisqa":
+        missing += [c for c in ("nisqa_mos", "distillmos_mos") if c not in fields]
     if missing:
         raise ConfigError(f"{path}: manifest lacks columns {missing}")
-    todo = [r for r in rows if _needs(r, cfg)]
-    weights = cfg.nisqa_weights or str(resolve_data_root(cfg.data_root or None) / "weights/nisqa/nisqa.tar")
-    nisqa = NisqaTeacher(weights)
-    if nisqa.dimensions != DIMENSIONS:
-        raise ConfigError(f"{weights}: labels need all five dimensions; this checkpoint scores only "
-                          f"{', '.join(nisqa.dimensions)} (use NISQA v2's nisqa.tar)")
-    dns = DnsmosTeacher() if cfg.dnsmos else None
-    provenance = nisqa.name + (f"+{dns.name}" if dns else "")
-    labels: dict[str, dict[str, str]] = {}
-    for i, row in enumerate(tqdm(todo, desc="label", unit="clip", disable=not progress), 1):
-        wav = read_audio(path.parent / row["filepath_deg"], nisqa.sample_rate_hz)
-        # NISQA can overshoot 1..5 a little; targets live on the students' sigmoid range
-        new = {k: f"{np.clip(v, 1.0, 5.0):.4f}" for k, v in nisqa.score(wav, nisqa.sample_rate_hz).items()}
-        if dns is not None and _wants_dnsmos(row, cfg):
-            d = dns.score(wav, nisqa.sample_rate_hz)
-            new.update({f"dnsmos_{k}": f"{d[k]:.4f}" for k in ("sig", "bak", "ovrl") if f"dnsmos_{k}" in fields})
-        new["teacher"] = provenance
-        labels[row["filepath_deg"]] = new
-        if i % cfg.flush_every == 0:
-            _write_merged(path, labels)
-    if labels:
-        _write_merged(path, labels)
-    return len(labels)
+    split_columns = "nisqa_mos" in fields
+    combination = cfg.mos_combination if split_columns else ""
+    if combination:
+        combined_mos({}, combination)  # validates the name before any work
+    nisqa = dns = distill = None
+    if "nisqa" in names:
+        weights = cfg.nisqa_weights or str(resolve_data_root(cfg.data_root or None) / "weights/nisqa/nisqa.tar")
+        nisqa = NisqaTeacher(weights)
+        if nisqa.dimensions != DIMENSIONS:
+            raise ConfigError(f"{weights}: labels need all five dimensions; this checkpoint scores only "
+                              f"{', '.join(nisqa.dimensions)} (use NISQA v2's nisqa.tar)")
+        dns = DnsmosTeacher() if cfg.dnsmos else None
+    if "distillmos" in names:
+        distill = DistillMosTeacher()
+    # the NISQA process names the teachers (two processes may label one manifest side by side)
+    provenance = ""
+    if nisqa is not None:
+        provenance = nisqa.name + (f"+{dns.name}" if dns else "") + (
+            "+distillmos(mos=mean)" if combination == "mean" else "")
+    total = 0
+    while True:
+        todo = [r for r in rows if _needs(r, cfg, split_columns)]
+        labels: dict[str, dict[str, str]] = {}
+        for i, row in enumerate(tqdm(todo, desc="label", unit="clip", disable=not progress), 1):
+            new: dict[str, str] = {"teacher": provenance} if provenance else {}
+            if nisqa is not None:
+                wav = read_audio(path.parent / row["filepath_deg"], nisqa.sample_rate_hz)
+                # NISQA can overshoot 1..5 a little; targets live on the students' sigmoid range
+                scores = {k: f"{np.clip(v, 1.0, 5.0):.4f}" for k, v in nisqa.score(wav, nisqa.sample_rate_hz).items()}
+                new.update({k: v for k, v in scores.items() if k != "mos"})
+                new["nisqa_mos" if split_columns else "mos"] = scores["mos"]
+                if dns is not None and _wants_dnsmos(row, cfg):
+                    d = dns.score(wav, nisqa.sample_rate_hz)
+                    new.update({f"dnsmos_{k}": f"{d[k]:.4f}" for k in ("sig", "bak", "ovrl") if f"dnsmos_{k}" in fields})
+            if distill is not None:
+                wav16 = read_audio(path.parent / row["filepath_deg"], distill.sample_rate_hz)
+                new["distillmos_mos"] = f"{np.clip(distill.score(wav16, distill.sample_rate_hz)['mos'], 1.0, 5.0):.4f}"
+            labels[row["filepath_deg"]] = new
+            if i % cfg.flush_every == 0:
+                _write_merged(path, labels, combination)
+        if labels or combination:
+            _write_merged(path, labels, combination)
+        total += len(labels)
+        fields, rows = _read(path)
+        done = sum(1 for r in rows if not _needs(r, cfg, split_columns))
+        if cfg.follow <= 0 or done >= cfg.follow:
+            return total
+        time.sleep(20)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -266,12 +331,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--nisqa-weights")
     parser.add_argument("--data-root")
     parser.add_argument("--no-dnsmos", action="store_true")
+    parser.add_argument("--teachers", help="nisqa, distillmos or nisqa,distillmos (default [label].teachers)")
+    parser.add_argument("--mos-combination", choices=["nisqa", "mean"])
+    parser.add_argument("--follow", type=int, help="poll until this many rows are labelled")
     args = parser.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_stage_config(args.config, args.overrides, "label", LabelConfig)
     cfg = dataclasses.replace(
         cfg, manifest=args.manifest or cfg.manifest, nisqa_weights=args.nisqa_weights or cfg.nisqa_weights,
-        data_root=args.data_root or cfg.data_root, dnsmos=cfg.dnsmos and not args.no_dnsmos)
+        data_root=args.data_root or cfg.data_root, dnsmos=cfg.dnsmos and not args.no_dnsmos,
+        teachers=args.teachers or cfg.teachers, mos_combination=args.mos_combination or cfg.mos_combination,
+        follow=args.follow if args.follow is not None else cfg.follow)
     n = label(cfg)
     print(f"labelled {n} clips in {cfg.manifest}")
     return 0
