@@ -210,7 +210,7 @@ def open_for_append(path: str | Path, header: str | None) -> TextIO:
         f = _open_file(p)
         if repair.add_newline:
             write_line(f, "")  # the newline the last record lacked
-        elif header is not None and f.tell() == 0:
+        elif header is not None and (st is None or st.st_size == 0 or repair.cut_to == 0):
             write_line(f, header)
         return f
     except SinkError:
