@@ -418,7 +418,16 @@ class CsvSummary(CsvRows):
 def cmd_bench(args: argparse.Namespace) -> int:
     from livesqa import affinity, bench
 
+    import math
+
     config = runtime_config(args)
+    if args.windows < 1:
+        raise LivesqaError(f"--windows {args.windows}: must be at least 1")
+    for option, value in (("--minutes", args.minutes), ("--live-seconds", args.live_seconds)):
+        if not (math.isfinite(value) and value > 0):
+            raise LivesqaError(f"{option} {value}: must be a positive number")
+    if args.json_out and Path(args.json_out).is_dir():
+        raise LivesqaError(f"--json {args.json_out}: is a directory, not a file")
     model = find_model(args.model)
     if not args.all_cores and args.cpu is None:
         affinity.pin()  # one core, as deployed (main() already pinned an explicit --cpu)
@@ -429,6 +438,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         report = bench.bench_model(model, config, windows=args.windows)
     print(bench.format_report(report))
     if args.json_out:
-        bench.write_json(report, Path(args.json_out))
+        try:
+            bench.write_json(report, Path(args.json_out))
+        except OSError as e:
+            raise LivesqaError(f"--json {args.json_out}: cannot write it ({e.strerror or e})") from e
     return 0
 
