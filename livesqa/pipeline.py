@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,7 +122,8 @@ async def run_source(
 
 def too_short(source: str, seconds: float, window_s: float) -> str:
     """The one-line error for audio too short to score (shared by file sources and streams)."""
-    return (f"{source}: {seconds:.2f} s of audio is too short to score: a score needs at least "
+    shown = math.floor(seconds * 100) / 100  # never rounded up onto the limit (0.999 s -> 0.99)
+    return (f"{source}: {shown:.2f} s of audio is too short to score: a score needs at least "
             f"{MIN_CLIP_S:g} s (clips from {MIN_CLIP_S:g} s up to the model's {window_s:g} s window "
             "are scored as one window of their own length)")
 
