@@ -180,7 +180,7 @@ def _flatten(table: dict[str, Any], origin: str, prefix: str = "") -> dict[str, 
 
 def _read_file(p: Path) -> dict[str, tuple[Any, str]]:
     where = str(p)
-    if p.exists() and not p.is_file():  # a folder, or a named pipe that would block the read
+    if p.is_dir() or p.is_fifo() or p.is_socket():  # a named pipe would block the read
         raise ConfigError(f"{p}: cannot read config (not a regular file)")
     try:
         raw = p.read_bytes()
