@@ -113,3 +113,29 @@ def test_sample_rate_change_keeps_one_clock() -> None:
     assert ingest.stats.resets == 1
     assert more[0].start_sample == chunks[-1].end_sample
     assert more[-1].end_sample == 10 * 320 + 10 * 320
+
+
+def test_a_backlog_shows_as_latency_from_the_stream_clock() -> None:
+    """Frames read late (a stalled loop drains its socket queue in a burst) keep their due time."""
+    ingest = FrameIngest(16000)
+    t0 = 100.0
+    lag: list[float] = []
+    for i in range(100):  # 2 s read on time, one frame per 20 ms
+        for chunk in ingest.push(tone_frame(i), arrival=t0 + 0.02 * (i + 1)):  # type: ignore[arg-type]
+            lag.append(t0 + 0.02 * (i + 1) - chunk.arrival)
+    assert max(lag) < 0.02  # on time: due == read time (within the resampler's delay)
+    stalled_until = t0 + 2.0 + 3.0  # the loop stalls for 3 s, then reads 150 queued frames at once
+    burst = []
+    for i in range(100, 250):
+        for chunk in ingest.push(tone_frame(i), arrival=stalled_until):  # type: ignore[arg-type]
+            burst.append(stalled_until - chunk.arrival)
+    assert burst[0] == pytest.approx(3.0, abs=0.05)  # the oldest queued audio is 3 s late
+    assert burst[-1] == pytest.approx(0.0, abs=0.05)  # the newest was on time
+    # a sender clock running 100 ppm slow never turns into a growing "backlog"
+    slow = FrameIngest(16000)
+    lags = []
+    for i in range(30_000):  # 10 minutes
+        now = 0.02 * (i + 1) * (1 + 1e-4)
+        for chunk in slow.push(tone_frame(i), arrival=now):  # type: ignore[arg-type]
+            lags.append(now - chunk.arrival)
+    assert max(lags[-100:]) < 0.03

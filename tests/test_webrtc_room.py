@@ -188,3 +188,94 @@ async def test_packet_loss_is_flagged_counted_and_priced(harness: Harness) -> No
     assert lossy_rows and all(r["participant"] == "ann" for r in lossy_rows)
     snap = pipeline.snapshot()
     assert snap.gaps >= 1
+
+
+async def test_rtt_is_measured_from_rtcp_and_absent_until_then(harness: Harness) -> None:
+    ann = await harness.join("alpha", "ann", 400.0)
+    pipeline = harness.service.live[ann.id]
+    assert await wait_until(lambda: pipeline.net is not None, 5.0)
+    assert "livesqa_rtt_ms{" not in harness.service.metrics.render()[0].decode()  # not yet: no 0.0
+    await harness.join("alpha", "bob", 700.0)  # ann now hears bob: the server sends to ann
+
+    def rtt_rows() -> list[float]:
+        return [float(r["rtt_ms"]) for r in harness.rows() if r["participant"] == "ann" and r["rtt_ms"]]
+
+    assert await wait_until(lambda: bool(rtt_rows()), 12.0), "no rtt from RTCP"
+    assert all(0.0 <= v < 200.0 for v in rtt_rows())  # loopback: a few ms
+    assert 'livesqa_rtt_ms{name="ann"' in harness.service.metrics.render()[0].decode()
+
+
+async def me(url: str, room: str, client: RoomClient, secret: str | None = None) -> tuple[int, dict]:
+    import aiohttp
+
+    body = {"id": client.id, "secret": client.secret if secret is None else secret}
+    async with aiohttp.ClientSession() as http, http.post(f"{url}/api/room/{room}/me", json=body) as r:
+        return r.status, await r.json()
+
+
+async def test_a_participant_reads_its_own_scores_and_why_it_was_dropped(harness: Harness) -> None:
+    ann = await harness.join("alpha", "ann", 400.0)
+    bob = await harness.join("alpha", "bob", 700.0)
+
+    async def ann_scored() -> dict | None:
+        status, view = await me(harness.url, "alpha", ann)
+        return view if status == 200 and view["window"] and view["window"]["scores"] else None
+
+    deadline = time.monotonic() + 15.0
+    view = None
+    while view is None and time.monotonic() < deadline:
+        view = await ann_scored()
+        await asyncio.sleep(0.2)
+    assert view is not None
+    assert view["name"] == "ann" and view["left"] is None
+    assert [o["name"] for o in view["others"]] == ["bob"]
+    row = next(r for r in harness.rows() if r["participant"] == "ann"
+               and float(r["end_s"]) == view["window"]["end_s"])
+    assert view["window"]["scores"]["mos"] == pytest.approx(float(row["mos"]), abs=0.006)
+    assert (await me(harness.url, "alpha", ann, secret="wrong"))[0] == 403
+    assert (await me(harness.url, "beta", ann))[0] == 403  # another room's URL
+    room = harness.service.registry.rooms["alpha"]
+    await room.leave(ann.id, reason="timeout")
+    assert await me(harness.url, "alpha", ann) == (200, {"id": ann.id, "left": "timeout",
+                                                         "by_server": True})
+    await bob.leave()
+    harness.clients.remove(bob)
+    assert (await me(harness.url, "alpha", bob))[1]["by_server"] is False
+
+
+async def test_a_frozen_scorer_never_drops_a_call(harness: Harness) -> None:
+    """Scoring that gets no CPU at all (the child stopped) leaves media and ICE untouched."""
+    import os
+    import signal
+
+    ann = await harness.join("alpha", "ann", 400.0)
+    bob = await harness.join("alpha", "bob", 700.0)
+    assert await wait_until(lambda: close_to(ann.heard_frequencies(), [700.0])
+                            and close_to(bob.heard_frequencies(), [400.0]), 10.0)
+    pid = harness.service.scoring.pid  # type: ignore[attr-defined]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        ann_frames = next(iter(h.frames for h in ann.heard.values() if h.frames))
+        await asyncio.sleep(4.0)  # > peer_timeout (1.5 s) of the harness
+        assert len(harness.service.live) == 2  # nobody was dropped
+        assert not [e for e in harness.service.events if e.kind == "leave"]
+        assert next(iter(h.frames for h in ann.heard.values() if h.frames)) > ann_frames + 150
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    pipeline = harness.service.live[ann.id]
+    before = pipeline.results
+    assert await wait_until(lambda: pipeline.results > before + 2, 10.0)  # scoring resumes
+    assert pipeline.aggregator.skipped > 0 or max(pipeline.aggregator._latency) > 1000.0
+
+
+async def test_memory_is_held_by_who_is_here(harness: Harness) -> None:
+    """Pipelines, rooms and scoring streams go when people leave; only bounded summaries stay."""
+    for i in range(12):
+        client = await harness.join("gamma", f"p{i}", 400.0 + 50 * i)
+        await client.leave()
+        harness.clients.remove(client)
+    service = harness.service
+    assert await wait_until(lambda: not service.live and not service.registry.rooms, 5.0)
+    assert len(service.left) <= 8 and len(service.summaries) == 12 and service.participants_total == 12
+    assert service.scoring._streams == {}  # type: ignore[attr-defined]
+    assert len(service.departed) == 12

@@ -15,7 +15,7 @@ never saw as skipped windows. A child that dies stops the scores, not the calls.
 
 Wire format (a socketpair between our own two processes): 4-byte big-endian length, then a
 pickled tuple. Parent -> child: ``("open", key, StreamInfo)``, ``("audio", key, start_sample,
-samples, arrival, nonfinite, dropped_samples)``, ``("close", key)``. Child -> parent:
+samples, arrival, nonfinite, dropped_samples)``, ``("close", key, dropped_samples)``. Child -> parent:
 ``("ready",)``, ``("result", key, WindowScores, sent_at)``, ``("closed", key)``,
 ``("error", key, message)``. ``arrival`` and ``sent_at`` are ``time.perf_counter()``
 values: CLOCK_MONOTONIC, the same clock in both processes on Linux.
@@ -115,7 +115,8 @@ class ScoredStream:
 
     async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
         """Score the tail and wait (bounded) for its last results; True if they all came."""
-        if not self._owner.send_control(("close", self.key)):
+        dropped, self.dropped_samples = self.dropped_samples, 0
+        if not self._owner.send_control(("close", self.key, dropped)):
             return False
         try:
             await asyncio.wait_for(self.closed.wait(), timeout_s)
@@ -315,6 +316,9 @@ class _ChildStreams:
             except LivesqaError as e:
                 self.writer.write(encode(("error", key, str(e))))
         elif kind == "close":
+            if message[2] and key in self.monitors:  # audio dropped since the last chunk
+                self.extra_skipped[key] = self.extra_skipped.get(key, 0) + max(
+                    1, round(message[2] / self.hop))
             asyncio.ensure_future(self._close(key))
 
     async def _close(self, key: str) -> None:
