@@ -141,14 +141,14 @@ PAGE_STATE = """(() => {
   const v = (id) => document.getElementById(id).dataset.value;
   return {
     end_s: document.getElementById("window").dataset.endS,
-    scores: Object.fromEntries(%s.map((d) => [d, v("score-" + d)])),
+    scores: Object.fromEntries(DIMS.map((d) => [d, v("score-" + d)])),
     loss: v("net-loss"), emodel: v("net-emodel"), latency: v("net-latency"),
     meter_dbfs: document.getElementById("level").dataset.dbfs,
     status: document.getElementById("status").textContent,
     others: [...document.querySelectorAll("#others li:not(.none)")].map((li) => li.textContent),
     token_shown: getComputedStyle(document.getElementById("tokenLabel")).display !== "none",
   };
-})()""" % json.dumps(list(DIMENSIONS))
+})()""".replace("DIMS", json.dumps(list(DIMENSIONS)))
 
 
 async def test_headless_chromium_sees_its_own_scores(
