@@ -216,7 +216,8 @@ def score_files_in_processes(
 ) -> list[RunResult]:
     """Score ``paths`` in ``jobs`` processes; rows go to ``sinks`` file by file, in the parent.
 
-    ``stats`` (optional) gets ``ready_s``: seconds until every worker had loaded the model.
+    ``stats`` (optional) gets ``ready_s``, seconds until every worker had loaded the model,
+    and ``ready_cpu_s``, the CPU time the workers had used by then (Linux; for benchmarks).
 
     Returns one result per finished file, in input order. Ctrl-C or SIGTERM stops the
     workers: files in progress get no rows and no result (the caller counts them as not
@@ -260,8 +261,11 @@ def score_files_in_processes(
                         kind = msg[0]
                         if kind == "ready":
                             w.ready = True
-                            if stats is not None and all(x.ready for x in pool.workers):
-                                stats.setdefault("ready_s", time.perf_counter() - t0)
+                            if stats is not None and all(x.ready for x in pool.workers) \
+                                    and "ready_s" not in stats:
+                                stats["ready_s"] = time.perf_counter() - t0
+                                stats["ready_cpu_s"] = sum(process_cpu_s(x.process.pid)
+                                                           for x in pool.workers)
                         elif kind == "progress":
                             w.progress_s = float(msg[2])
                         elif kind == "done":
@@ -303,6 +307,15 @@ def score_files_in_processes(
         pool.close(terminate=not clean)
         signal.signal(signal.SIGTERM, previous)
     return [results[i] for i in sorted(results)]
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc; 0.0 where unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -170,6 +170,7 @@ class BatchReport:
     startup_s: float = 0.0  # ray.init and actors loading the model
     actors: int = 0
     interrupted: bool = False
+    signum: int = 2  # which signal interrupted it (SIGINT unless SIGTERM came)
     errors: list[str] = field(default_factory=list)
 
 
@@ -222,6 +223,7 @@ def run_batch(
     on_result: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     shutdown: bool = True,
+    on_ready: Callable[[list[int]], None] | None = None,
 ) -> BatchReport:
     """Score every file under ``inputs`` on Ray; finished files of an earlier run are skipped."""
     import ray
@@ -243,8 +245,13 @@ def run_batch(
     started = init_ray(address, num_cpus)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: object) -> None:
+        report.signum = signum
+        raise KeyboardInterrupt
+
     if main_thread:  # SIGTERM ends the run like Ctrl-C: finished files stay, a rerun resumes
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.signal(signal.SIGTERM, on_term)
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n = max(1, min(actors or cpus, len(todo)))
@@ -254,11 +261,13 @@ def run_batch(
         pool = [remote.remote(Path(model_path).name, config, output)  # type: ignore[attr-defined]
                 for _ in range(n)]
         try:  # every actor has loaded the model before the clock starts
-            ray.get([a.load.remote([model_ref]) for a in pool])  # type: ignore[attr-defined]
+            pids = ray.get([a.load.remote([model_ref]) for a in pool])  # type: ignore[attr-defined]
         except RayError as e:
             raise LivesqaError(f"the scoring actors failed to start: {_first_line(e)}") from e
         report.actors = n
         report.startup_s = time.perf_counter() - t0
+        if on_ready is not None:
+            on_ready(pids)  # the actors' process ids (benchmarks read their CPU time)
         _dispatch(todo, pool, [model_ref], output, report, on_result, ray, RayError)
     except KeyboardInterrupt:
         report.interrupted = True
@@ -375,7 +384,7 @@ def cmd_batch(args: Any) -> int:
               + (f", {report.not_scored} not scored (interrupted; rerun the same command to "
                  "finish them)" if report.not_scored else ""), file=sys.stderr)
     if report.interrupted:
-        return 130
+        return 128 + report.signum  # as a shell reports it: 130 Ctrl-C, 143 SIGTERM
     return 1 if report.failed or report.not_scored else 0
 
 
@@ -385,6 +394,3 @@ def _first_line(error: BaseException) -> str:
     causes = [x for x in lines if "Error:" in x and not x.startswith("File ")]
     return (causes[-1] if causes else lines[-1] if lines else error.__class__.__name__)[:300]
 
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

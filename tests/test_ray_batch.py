@@ -186,7 +186,7 @@ def test_shard_keys_are_stable_and_distinct_for_same_named_files():
 
 
 def test_sigterm_stops_a_batch_cleanly_and_a_rerun_finishes_it(local_ray, tmp_path):
-    """The CLI in its own process (its own local Ray): SIGTERM mid-run, exit 130, resume."""
+    """The CLI in its own process (its own local Ray): SIGTERM mid-run, exit 143, resume."""
     import subprocess
     import sys
     import time
@@ -204,7 +204,7 @@ def test_sigterm_stops_a_batch_cleanly_and_a_rerun_finishes_it(local_ray, tmp_pa
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 143, stderr
     assert "not scored (interrupted; rerun" in stderr and "Traceback" not in stderr
     done = len(list((out / "summary").glob("*.parquet")))
     assert 1 <= done < 8
