@@ -288,14 +288,18 @@ async def _score_files(paths: list[Path], scorer: OnnxScorer, config: RuntimeCon
 
 def _print_summary(out: Console, results: list[RunResult]) -> None:
     """The per-file table on a terminal (fitted to its width); tab-separated text in a pipe."""
-    from livesqa.sinks.render import FileSummary, file_summary, file_summary_tsv
+    from dataclasses import replace
+
+    from livesqa.sinks.render import FileSummary, file_summary, file_summary_tsv, short_labels
 
     rows = [FileSummary(r.stream.source, r.aggregator.windows, r.aggregator.scored,
                         r.aggregator.windows - r.aggregator.scored, r.aggregator.gaps,
                         r.aggregator.summary())
             for r in results if r.error is None]
-    if out.is_terminal:
-        out.print(file_summary(rows, out.width))
+    if out.is_terminal:  # file names as short as still tells them apart; pipes get full paths
+        labels = short_labels([r.name for r in rows])
+        out.print(file_summary([replace(r, name=n) for r, n in zip(rows, labels, strict=True)],
+                               out.width))
     else:
         sys.stdout.write(file_summary_tsv(rows))
         sys.stdout.flush()

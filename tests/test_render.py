@@ -110,3 +110,12 @@ def test_dashboard_says_when_nobody_talks():
     agg.add(make_result(3, scores=None))
     text = _text(render(agg.snapshot()))
     assert "NO SPEECH" in text and "4 windows (2 with speech, 2 without)" in text
+
+
+def test_file_labels_are_as_short_as_still_tells_files_apart():
+    from livesqa.sinks.render import shorten, short_labels
+
+    assert short_labels(["/calls/a/x.wav", "/calls/b/x.wav", "/calls/b/y.wav"]) == [
+        "a/x.wav", "b/x.wav", "b/y.wav"]
+    assert short_labels(["/calls/one.flac"]) == ["one.flac"]
+    assert shorten("abcdefghijklmnop.wav", 10) == "abc…op.wav" and shorten("x.wav", 10) == "x.wav"

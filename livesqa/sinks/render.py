@@ -159,8 +159,20 @@ def shorten(name: str, width: int) -> str:
         return name
     if width <= 1:
         return "…"[:width]
-    head = (width - 1) // 2
+    head = (width - 1) // 3  # the end (file name, suffix) tells files apart: keep more of it
     return name[:head] + "…" + name[len(name) - (width - 1 - head):]
+
+
+def short_labels(paths: list[str]) -> list[str]:
+    """The fewest trailing path parts that still tell every file apart (``a/x.wav``, ``b/x.wav``)."""
+    from pathlib import PurePath
+
+    parts = [PurePath(p).parts for p in paths]
+    for k in range(1, max((len(p) for p in parts), default=1) + 1):
+        labels = ["/".join(p[-k:]) if len(p) > k else str(PurePath(*p)) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return list(paths)
 
 
 def _number_widths(rows: list[FileSummary]) -> list[int]:
