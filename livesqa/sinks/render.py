@@ -126,8 +126,7 @@ def render_summary(title: str | Text, summary: tuple[DimensionSummary, ...], win
         where = "–" if d.worst_start_s is None else f"{d.worst_start_s:.1f}–{d.worst_end_s:.1f} s"
         table.add_row(DIMENSION_TITLES.get(d.name, d.name), _score_text(d.mean),
                       _score_text(d.worst), where)
-    table.caption = (f"{windows} windows, {scored} with speech, {windows - scored} without "
-                     "(nobody talking: not scored)")
+    table.caption = f"{windows} windows, {scored} with speech, {windows - scored} without"
     return table
 
 
