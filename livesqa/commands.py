@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,7 +90,7 @@ def open_sinks(args: argparse.Namespace, config: RuntimeConfig,
     return sinks, jsonl
 
 
-def close_sinks(sinks: list[Sink]) -> list[str]:
+def close_sinks(sinks: Sequence[Sink | CsvRows]) -> list[str]:
     """Close every sink, even after one fails; returns one error line per failure."""
     errors = []
     for sink in sinks:
@@ -327,26 +327,27 @@ def cmd_file(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     out = Console()
 
+    def report(e: LivesqaError) -> None:
+        output_errors.append(f"livesqa: error: {e}")
+        console.print(output_errors[-1], style="red", highlight=False, markup=False,
+                      soft_wrap=True)
+
     def write_summary(r: RunResult) -> None:
+        """The file's summary row in --jsonl and --summary; an output that fails is dropped."""
         nonlocal jsonl, summary_file
         record = summary_record(r)
-        for name in ("jsonl", "summary"):
-            target = jsonl if name == "jsonl" else summary_file
-            if target is None:
-                continue
+        if jsonl is not None:
             try:
-                if name == "jsonl":
-                    target.write_summary(record)  # type: ignore[union-attr]
-                else:
-                    target.write(record)  # type: ignore[union-attr]
+                jsonl.write_summary(record)
             except LivesqaError as e:
-                output_errors.append(f"livesqa: error: {e}")
-                console.print(output_errors[-1], style="red", highlight=False, markup=False,
-                              soft_wrap=True)
-                if name == "jsonl":
-                    jsonl = None
-                else:
-                    summary_file = None
+                report(e)
+                jsonl = None
+        if summary_file is not None:
+            try:
+                summary_file.write(record)
+            except LivesqaError as e:
+                report(e)
+                summary_file = None
 
     results: list[RunResult] = []
     signum: int | None = None

@@ -77,7 +77,7 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _tables() -> dict[str, type]:
+def _tables() -> dict[str, Any]:
     """Nested tables of RuntimeConfig (``gate``) by key."""
     return {name: t for name, t in _hints(RuntimeConfig).items() if is_dataclass(t)}
 

@@ -161,7 +161,8 @@ class SkipWindows:
 
     def flush(self) -> Window | None:
         tail = self._inner.flush()
-        return None if tail is None else (self._keep([tail]) or [None])[0]
+        kept = [] if tail is None else self._keep([tail])
+        return kept[0] if kept else None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
