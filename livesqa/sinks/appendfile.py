@@ -145,8 +145,8 @@ def _check_jsonl(p: Path, size: int) -> Repair:
     text = _first_line(last)
     if text is not None and _is_jsonl_record(text):
         return Repair(add_newline=True)  # a complete record without its newline: keep it
-    if text is not None and text.startswith("{"):
-        return Repair(cut_to=tail_start + nl + 1)  # a record cut by a killed process
+    if last.startswith(b"{"):  # a record cut by a killed process (maybe inside a character)
+        return Repair(cut_to=tail_start + nl + 1)
     line = _line_number(p, tail_start + nl + 1)
     raise SinkError(f"{p}: line {line} is not a JSON object; nothing was changed: "
                     "repair it or choose a new file")
