@@ -77,6 +77,8 @@ def row_to_scores(row: dict[str, Any]) -> WindowScores | None:
 
 def _records(path: Path) -> Iterable[tuple[str, dict[str, Any]]]:
     """``(kind, record)`` of every complete line of a CSV (kind ``window``) or JSONL file."""
+    if not path.is_file():  # a stream (/dev/null, a pipe) holds nothing to read back
+        return
     try:
         with open(path, encoding="utf-8", newline="") as f:
             if path.suffix.lower() == ".jsonl" or f.read(1) == "{":
