@@ -103,8 +103,7 @@ def close_sinks(sinks: Sequence[Sink | CsvRows]) -> list[str]:
 
 def interrupted_text(result: RunResult) -> str:
     """What the summary says of a run stopped by Ctrl-C/SIGTERM before the end of its audio."""
-    return (f"interrupted at {result.aggregator.snapshot().stream_s:.1f} s: not complete "
-            "(rerun with --resume to continue)")
+    return f"interrupted at {result.aggregator.snapshot().stream_s:.1f} s: not complete"
 
 
 def exit_code(signum: int | None) -> int:
