@@ -164,7 +164,9 @@ async def score_file(
         from livesqa.resume import SkipWindows
 
         through = int(round(resume.last_start_s * worker.spec.sample_rate_hz))
-        monitor.windower = SkipWindows(monitor.windower, through)  # type: ignore[assignment]
+        gate = getattr(monitor, "_gate", None)  # a stateful gate is primed on what precedes
+        warm = None if gate is None else (lambda w: gate.analyze(w.start_sample, w.samples))
+        monitor.windower = SkipWindows(monitor.windower, through, warm)  # type: ignore[assignment]
         for row in resume.rows:
             monitor.aggregator.add(row)
     if on_monitor is not None:

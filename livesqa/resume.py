@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,20 +142,28 @@ class SkipWritten:
 class SkipWindows:
     """Wraps a :class:`Windower`: windows starting at or before ``through_sample`` are dropped.
 
-    They never reach the speech gate or the model; their samples go back to the pool.
+    They never reach the model; their samples go back to the pool. ``warm`` (the
+    stream's speech gate) sees the dropped windows of the last window length before
+    the resume point only, so a gate that carries state from frame to frame (Silero)
+    enters the first new window as it did in the uninterrupted run.
     """
 
-    def __init__(self, windower: Windower, through_sample: int) -> None:
+    def __init__(self, windower: Windower, through_sample: int,
+                 warm: Callable[[Window], object] | None = None) -> None:
         self._inner = windower
         self._through = through_sample
+        self._warm = warm
+        self._warm_from = through_sample - 2 * windower.window_samples
 
     def _keep(self, windows: list[Window]) -> list[Window]:
         kept = []
         for w in windows:
             if w.start_sample > self._through:
                 kept.append(w)
-            else:
-                self._inner.pool.give(w.samples)
+                continue
+            if self._warm is not None and w.start_sample > self._warm_from:
+                self._warm(w)
+            self._inner.pool.give(w.samples)
         return kept
 
     def push(self, chunk: Any) -> list[Window]:

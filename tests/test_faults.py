@@ -42,7 +42,7 @@ from livesqa.spec import INPUT_NAME, OUTPUT_NAME, ModelSpec, spec_metadata
 from livesqa.types import StreamInfo, WindowScores
 
 REPO = Path(__file__).resolve().parent.parent
-ENERGY = ["--set", "gate.detector=energy"]  # stateless gate: resumed rows equal clean rows
+ENERGY = ["--set", "gate.detector=energy"]  # the stateless gate
 FAULT_SETTINGS = settings(max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -275,16 +275,17 @@ def _interrupt_after(monkeypatch, rows: int, signum: int) -> None:
     monkeypatch.setattr(CsvSink, "write", write)
 
 
-@pytest.mark.parametrize("rows,signum", [(1, signal.SIGINT), (7, signal.SIGTERM),
-                                         (13, signal.SIGINT)])
+@pytest.mark.parametrize("rows,signum,gate", [(1, signal.SIGINT, ENERGY),
+                                              (7, signal.SIGTERM, ENERGY),
+                                              (13, signal.SIGINT, [])])  # [] = the default gate
 def test_an_interrupted_run_says_so_and_resume_completes_it_exactly(
-        rows, signum, tiny_model_path, tmp_path, monkeypatch, capsys):
+        rows, signum, gate, tiny_model_path, tmp_path, monkeypatch, capsys):
     audio = tmp_path / "long"
     audio.mkdir()
     sf.write(audio / "a.wav", speechlike(40.0, 16000, seed=1), 16000)  # long enough that the
     sf.write(audio / "b.wav", speechlike(30.0, 16000, seed=2), 16000)  # signal lands mid-run
     clean = tmp_path / "clean.csv"
-    base = ["file", str(audio), "--model", str(tiny_model_path), "--no-progress", *ENERGY]
+    base = ["file", str(audio), "--model", str(tiny_model_path), "--no-progress", *gate]
     assert run(base + ["--csv", str(clean)], capsys)[0] == 0
     out, js, summary = tmp_path / "o.csv", tmp_path / "o.jsonl", tmp_path / "s.csv"
     argv = base + ["--csv", str(out), "--jsonl", str(js), "--summary", str(summary)]
