@@ -55,9 +55,11 @@ class FileScorer:
 
     def __init__(self, model_path: str | Path, config: RuntimeConfig, output: Output,
                  resolver: Callable[[str], tuple[Any, str]] = resolve) -> None:
+        from livesqa.parallel import warm_up
         from livesqa.scoring import OnnxScorer
 
         self.scorer = OnnxScorer.load(model_path)  # once per actor
+        warm_up(self.scorer, config)
         import livesqa.commands  # noqa: F401  (imported now, not during the first file)
 
         if output.fmt == "parquet":
@@ -73,7 +75,7 @@ class FileScorer:
         from livesqa.parallel import score_one
         from livesqa.sinks.schema import result_row
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         key = shard_key(source)
         local: Path | None = None
         copied = False
@@ -106,7 +108,8 @@ class FileScorer:
             self.output.write("summary", key, [record])  # last: marks the file complete
         audio_s = float(rows[-1]["end_s"]) if rows else 0.0
         return {"source": source, "key": key, "error": error, "rows": len(rows),
-                "audio_s": audio_s, "busy_s": time.perf_counter() - t0, "pid": os.getpid(),
+                "audio_s": audio_s, "busy_s": time.perf_counter() - t0,
+                "cpu_s": time.process_time() - c0, "pid": os.getpid(),
                 "record": record}
 
     def _fetch(self, source: str) -> tuple[Path, bool]:
@@ -312,7 +315,8 @@ def _dispatch(todo: list[str], pool: list[Any], model: list[Any], output: Output
                     record = {"source": source, "error": message}
                     output.write("errors", shard_key(source), [record])
                     result = {"source": source, "key": shard_key(source), "error": message,
-                              "rows": 0, "audio_s": 0.0, "busy_s": 0.0, "pid": None,
+                              "rows": 0, "audio_s": 0.0, "busy_s": 0.0, "cpu_s": 0.0,
+                              "pid": None,
                               "record": record}
                 if result["error"] is None:
                     report.scored += 1
