@@ -38,7 +38,7 @@ from livesqa.sinks import appendfile
 from livesqa.sinks.csv import CsvSink, csv_line
 from livesqa.sinks.jsonl import JsonlSink
 from livesqa.sinks.schema import COLUMNS
-from livesqa.spec import INPUT_NAME, OUTPUT_NAME, ModelSpec, spec_metadata
+from livesqa.spec import INPUT_NAME, OUTPUT_NAME, ModelSpec
 from livesqa.types import StreamInfo, WindowScores
 
 REPO = Path(__file__).resolve().parent.parent
