@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from livesqa.aggregate import DimensionSummary
+from livesqa.webrtc.consent import install_patient_consent
 from livesqa.webrtc.loopback import enable_loopback_candidates, is_loopback_host
 from livesqa.webrtc.metrics import RoomMetrics
 from livesqa.webrtc.participant import ParticipantPipeline, PipelineConfig, Scoring
@@ -160,6 +161,7 @@ class MonitorService:
 
         if is_loopback_host(self.config.host):
             enable_loopback_candidates()
+        install_patient_consent()  # a busy host reads ICE answers late; that is not a gone peer
         app = create_app(self.config, self.registry, self.metrics.render, self.me_view)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
