@@ -120,3 +120,37 @@ def test_mnru_clips_beyond_the_threshold(data_root: Path, tmp_path: Path) -> Non
     rows = _rows(out)
     assert not any("mnru" in r["condition"] for r in rows if int(r["con"]) < 20)
     assert any("mnru:Q" in r["condition"] for r in rows if int(r["con"]) >= 20)
+
+
+def test_v3_real_call_kinds_render_on_every_family(data_root: Path) -> None:
+    """Every kind of the real-call catalogue returns finite audio of the input's length."""
+    from train import degrade as dg
+    from train.codecs import usable_codecs
+    from train.simulate import FAMILIES_V3, STAGE_ORDER, SimulateConfig, _apply, _assemble
+
+    cfg = SimulateConfig(data_root=str(data_root), families="v3", min_clip_s=1.5, max_clip_s=4.0,
+                         fixed_length_fraction=0.7)
+    cat = build_catalogue(data_root)
+    for kinds in (k for _, ks in FAMILIES_V3.values() for k in ks):
+        rng = np.random.default_rng(len(kinds))
+        x, used = _assemble(cat, "train", cfg, rng)
+        x = dg.set_level(x, SR, -26.0)
+        ctx = {"sr": SR, "cat": cat, "split": "train", "speaker": used[0].speaker, "codecs": usable_codecs(),
+               "noise_file": ""}
+        y, token = _apply(kinds, x, ctx, rng)
+        assert kinds in STAGE_ORDER and token
+        assert y.shape == x.shape and y.dtype == np.float32 and np.all(np.isfinite(y))
+
+
+def test_v3_clips_are_training_crops(data_root: Path, tmp_path: Path) -> None:
+    """v3 clips are 1.5-4 s, most exactly 4 s: the teacher labels what the student sees."""
+    out = tmp_path / "v3"
+    cfg = SimulateConfig(data_root=str(data_root), out_dir=str(out), n_clips=20, seed=4, families="v3",
+                         min_clip_s=1.5, max_clip_s=4.0, fixed_length_fraction=0.7)
+    run(cfg, progress=False)
+    durations = [float(r["duration_s"]) for r in _rows(out)]
+    assert all(1.5 <= d <= 4.0 + 1e-3 for d in durations)
+    assert 0.4 <= sum(d == 4.0 for d in durations) / len(durations) < 1.0
+    bad = SimulateConfig(data_root=str(data_root), out_dir=str(tmp_path / "bad"), n_clips=1, families="v9")
+    with pytest.raises(Exception, match="families"):
+        run(bad, progress=False)

@@ -52,10 +52,14 @@ def gilbert_elliott_mask(n_frames: int, loss_rate: float, mean_burst_frames: flo
 
     The bad state loses every frame; it is left with probability ``1/mean_burst``, and
     entered with the probability that makes the stationary loss rate ``loss_rate``.
-    ``mean_burst_frames = 1`` gives independent losses. The first frame is never lost.
+    ``mean_burst_frames <= 1`` gives independent losses. The first frame is never lost.
     """
     loss_rate = float(np.clip(loss_rate, 0.0, 0.95))
-    r = 1.0 / max(1.0, mean_burst_frames)
+    if mean_burst_frames <= 1.0:  # independent (Bernoulli) losses
+        lost = rng.random(n_frames) < loss_rate
+        lost[:1] = False
+        return lost
+    r = 1.0 / mean_burst_frames
     p = min(1.0, loss_rate * r / max(1e-9, 1.0 - loss_rate))
     lost = np.zeros(n_frames, dtype=bool)
     bad = False
