@@ -120,15 +120,24 @@ class Output:
         except AudioInputError as e:
             raise SinkError(str(e)) from e
 
-    def prepare(self) -> None:
-        """Create OUT/rows, OUT/summary, OUT/errors and clear temporaries of killed runs."""
+    def check(self) -> None:
+        """Refuse an output that is a file, touching nothing (before any work starts)."""
         from pyarrow import fs as pafs
 
         filesystem, root = self.open()
         try:
-            info = filesystem.get_file_info(root)
-            if info.type == pafs.FileType.File:
+            if filesystem.get_file_info(root).type == pafs.FileType.File:
                 raise SinkError(f"{self.location}: is a file; --out needs a folder")
+        except OSError as e:
+            raise SinkError(f"{self.location}: cannot read ({_reason(e)})") from e
+
+    def prepare(self) -> None:
+        """Create OUT/rows, OUT/summary, OUT/errors and clear temporaries of killed runs."""
+        from pyarrow import fs as pafs
+
+        self.check()
+        filesystem, root = self.open()
+        try:
             for sub in ("rows", "summary", "errors"):
                 filesystem.create_dir(f"{root}/{sub}", recursive=True)
                 selector = pafs.FileSelector(f"{root}/{sub}", allow_not_found=True)

@@ -236,7 +236,7 @@ def run_batch(
     sources = list_sources(inputs)
     if not sources:
         raise AudioInputError("no audio files found in " + " ".join(inputs))
-    output.prepare()
+    output.check()  # nothing is created before Ray is up and there is work to do
     done = output.completed()
     todo = [s for s in sources if shard_key(s) not in done]
     report.listed, report.already_done = len(sources), len(sources) - len(todo)
@@ -256,6 +256,7 @@ def run_batch(
     if main_thread:  # SIGTERM ends the run like Ctrl-C: finished files stay, a rerun resumes
         signal.signal(signal.SIGTERM, on_term)
     try:
+        output.prepare()
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n = max(1, min(actors or cpus, len(todo)))
         remote = ray.remote(num_cpus=1, max_restarts=-1,
@@ -351,6 +352,12 @@ def cmd_batch(args: Any) -> int:
 
     if not ray_available():
         raise LivesqaError(RAY_HINT)
+    if args.ray and args.num_cpus is not None:
+        raise LivesqaError("--num-cpus sizes a local Ray; a cluster joined with --ray has its own")
+    for name in ("num_cpus", "actors"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise LivesqaError(f"--{name.replace('_', '-')} {value}: must be at least 1")
     config = runtime_config(args)
     model = find_model(args.model)
     from livesqa.scoring import OnnxScorer

@@ -174,6 +174,12 @@ def test_batch_command_reports_and_refuses_clearly(local_ray, calls, tiny_model_
     err = capsys.readouterr().err
     assert rc == 1 and "nowhere: no such file or folder" in err
 
+    for extra, words in ((["--ray", "auto", "--num-cpus", "2"], "--num-cpus sizes a local Ray"),
+                         (["--actors", "0"], "--actors 0: must be at least 1")):
+        rc = cli.main(["batch", str(calls), "--out", str(tmp_path / "new"), *extra])
+        err = capsys.readouterr().err
+        assert rc == 1 and words in err and not (tmp_path / "new").exists()
+
     monkeypatch.setattr(raybatch, "ray_available", lambda: False)
     rc = cli.main(["batch", str(calls), "--out", str(out), "--model", str(tiny_model_path)])
     assert rc == 1 and "pip install 'livesqa[ray]'" in capsys.readouterr().err
