@@ -252,8 +252,12 @@ def score_files_in_processes(
     pool = ProcessPool(jobs, model_path, config)
     results: dict[int, RunResult] = {}
     done_s = 0.0
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    if main_thread:  # SIGTERM stops the run like Ctrl-C (signals reach the main thread only)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
     clean = False
     t0 = time.perf_counter()
     try:
@@ -328,7 +332,8 @@ def score_files_in_processes(
         pass
     finally:
         pool.close(terminate=not clean)
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return [results[i] for i in sorted(results)]
 
 
