@@ -24,11 +24,16 @@ DATA_LICENCES: tuple[tuple[str, str, str], ...] = (
     ("Moodist / Blanket noise", "background noise", "Pixabay Content License, CC0, CC BY, CC BY-SA (per file)"),
     ("audiomentations impulse responses", "reverberation", "MIT"),
     ("NISQA v2 weights (teacher labels)", "training targets", "CC BY-NC-SA 4.0 (non-commercial)"),
+    ("DistillMOS weights (PyPI distillmos)", "second MOS teacher (0.5.0 on)", "MIT"),
+    ("AEC Challenge baseline recordings", "real device audio, teacher-labelled windows (0.5.0 on)", "MIT"),
+    ("Asterisk core sounds fr/es/it/ru (G.722)", "more clean talkers (0.5.0 on)", "CC BY-SA 3.0"),
+    ("Fish Fillets NG voice data (cs, nl)", "more clean talkers (0.5.0 on)", "GPL-2"),
     ("DNSMOS (speechmos)", "comparison only, not a target", "MIT"),
 )
 
 LICENCE_NOTE = (
-    "The weights are distilled from NISQA v2's outputs, whose weights are licensed CC BY-NC-SA 4.0: "
+    "The weights are distilled from NISQA v2's outputs (since 0.5.0 MOS is the mean of NISQA v2 and "
+    "DistillMOS, MIT), and NISQA v2's weights are licensed CC BY-NC-SA 4.0: "
     "this model inherits **CC BY-NC-SA 4.0 (non-commercial, share-alike)**. Commercial use needs a "
     "model trained on labels with a permissive licence (e.g. your own human ratings through "
     "`train/nisqa_corpus.py`). CC BY attributions: LibriSpeech (Panayotov et al.), the noise "
@@ -83,7 +88,7 @@ def _probing_table(probing_csv: Path) -> str:
 
 
 def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str,
-               probing_dir: Path | None = None) -> tuple[str, dict[str, Any]]:
+               probing_dir: Path | None = None, asr_fallback: Path | None = None) -> tuple[str, dict[str, Any]]:
     """Markdown and JSON card for ``model`` from the result files under ``results``.
 
     ``probing_dir`` holds the probe of this model's own encoder (default ``results/probing``).
@@ -96,6 +101,9 @@ def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str,
     config = json.loads(spec.extra.get("model_config", "{}"))
     export = json.loads(_read_text(model.with_suffix(".export.json")) or "{}")
     asr = _asr_summary(asr_metrics)
+    if not asr and asr_fallback is not None and asr_fallback.is_file():
+        # the ASR run lives in an ignored folder; the previous card of the same encoder kept its figures
+        asr = json.loads(asr_fallback.read_text(encoding="utf-8")).get("asr_pretraining", {})
     enc = config.get("encoder", {})
     facts: dict[str, Any] = {
         "spec": json.loads(spec.to_json()),
@@ -139,6 +147,7 @@ def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str,
         ]
     sections = (
         ("Evaluation (PCC / RMSE, the paper's Tables 2–4 layout)", results / "eval" / "eval.md"),
+        ("Teacher-student agreement off the simulator (label-free)", results / "agreement" / "agreement.md"),
         ("Sanity checks on synthetic degradations", results / "sanity" / "sanity.md"),
         ("Speed (one CPU thread, side by side in one run)", results / "bench" / "bench.md"),
     )
@@ -157,9 +166,8 @@ def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str,
     md += ["## How it was made", "```", recipe.strip(), "```", ""]
     md += [
         "## Known limits",
-        ("- Trained on simulated degradations labelled by a teacher (NISQA v2), not on human ratings: "
-        "it learns NISQA's judgement, including its errors, and cannot be more accurate than its "
-        "teacher except by chance."),
+        ("- Trained on degradations labelled by teachers (NISQA v2; from 0.5.0 MOS is the mean of NISQA v2 "
+        "and DistillMOS), not on human ratings: it learns their judgement, including their errors."),
         ("- Clean sources are read English (speechocean762: Mandarin-L1 learners, about half children; "
         "LibriSpeech excerpts): other languages, spontaneous or far-field speech are less covered."),
         "- CPU-only training at small scale (minutes per stage): see the tables above for what that bought.",
@@ -169,19 +177,34 @@ def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str,
     return "\n".join(md), facts
 
 
+def _stash(text: str) -> Path:
+    """A copy of a card.json in a temp file (the card being rewritten may be that very file)."""
+    import tempfile
+
+    fd, name = tempfile.mkstemp(suffix=".card.json")
+    with open(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    return Path(name)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train card", description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="exported ONNX model")
     p.add_argument("--results", default="results", help="folder with eval/, sanity/, bench/, probing/")
     p.add_argument("--asr-metrics", default="runs/asr-small/metrics.csv", help="the encoder's ASR run")
     p.add_argument("--probing", default="", help="probe of the encoder (default: RESULTS/probing)")
+    p.add_argument("--asr-from-card", default="", help="a card.json whose asr_pretraining to reuse when "
+                   "--asr-metrics is absent (same encoder, run folder gone)")
     p.add_argument("--recipe", default="train/build_default_model.sh", help="script that rebuilt it")
     args = p.parse_args(argv)
     model = Path(args.model)
     recipe_path = Path(args.recipe)
     recipe = _read_text(recipe_path) if recipe_path.is_file() else args.recipe
+    fallback = Path(args.asr_from_card) if args.asr_from_card else None
+    fallback_text = fallback.read_text(encoding="utf-8") if fallback and fallback.is_file() else ""
     md, facts = build_card(model, Path(args.results), Path(args.asr_metrics), recipe,
-                           Path(args.probing) if args.probing else None)
+                           Path(args.probing) if args.probing else None,
+                           _stash(fallback_text) if fallback_text else None)
     model.with_suffix(".md").write_text(md, encoding="utf-8")
     model.with_suffix(".card.json").write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(f"wrote {model.with_suffix('.md')} and {model.with_suffix('.card.json')}")

@@ -4,7 +4,8 @@ Why: the P.835 set has 78 files per bandwidth, so a PCC gap of 0.01 between two 
 may be noise. Resampling the files with replacement (the same draw for every model, so
 the comparison is paired) gives a 95% interval for each model's PCC and for each model's
 difference from a reference. The NOIZEUS part (``p835-nb``) is rated per condition, so
-there the unit resampled is one of its 12 condition means.
+there the unit resampled is one of its 12 condition means. VoiceMOS 2024 track 3 (``vmos24-t3``,
+280 short clips) is the fourth human-rated view.
 
     python results/eval/paired_bootstrap.py --reference ft-asr-la-long \
         runs/ft-asr-la-long/best.pt runs/ft-asr-la-mnru/best.pt runs/ft-asr-la-mnru-avg/best.pt
@@ -22,8 +23,8 @@ import numpy as np
 
 from livesqa.spec import DIMENSIONS
 from train.asr_data import resolve_data_root
-from train.evaluate import EvalSet, EvaluateConfig, human_rated_set, score_set
-from train.scorers import NisqaScorer, model_scorer
+from train.evaluate import HUMAN_SETS, EvalSet, EvaluateConfig, human_rated_set, score_set
+from train.scorers import DistillMosScorer, NisqaScorer, model_scorer
 
 
 def pcc(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -39,12 +40,14 @@ def main() -> None:
     p.add_argument("--reference", default="NISQA", help="row the differences are taken against")
     p.add_argument("--resamples", type=int, default=10000)
     p.add_argument("--data-root", default=None)
+    p.add_argument("--distillmos", action="store_true", help="add DistillMOS (cached in cache/eval/distillmos/)")
     args = p.parse_args()
     cfg = EvaluateConfig()
     root = resolve_data_root(args.data_root)
     rng = np.random.default_rng(0)
     mos = DIMENSIONS.index("mos")
-    for name in ("p835-wb", "p835-fb", "p835-nb"):
+    distill = DistillMosScorer() if args.distillmos else None
+    for name in HUMAN_SETS:
         ds: EvalSet = human_rated_set(name, root, cfg)
         preds: dict[str, np.ndarray] = {}
         for path in args.models:
@@ -52,6 +55,9 @@ def main() -> None:
             preds[scorer.name] = ds.aggregate(score_set(scorer, ds, None))[:, mos]
         cache = Path(cfg.cache_dir) / "nisqa" / f"{name}.csv"
         preds["NISQA"] = ds.aggregate(score_set(NisqaScorer(root / cfg.nisqa_weights), ds, cache))[:, mos]
+        if distill is not None:
+            dcache = Path(cfg.cache_dir) / "distillmos" / f"{name}.csv"
+            preds["DistillMOS"] = ds.aggregate(score_set(distill, ds, dcache))[:, mos]
         target = ds.aggregate(ds.targets)[:, mos]
         idx = rng.integers(0, len(target), size=(args.resamples, len(target)))
         boot = {k: pcc(v[idx], target[idx]) for k, v in preds.items()}
