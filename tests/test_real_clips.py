@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from train.simulate import MANIFEST_COLUMNS
 def test_windows_are_contiguous_and_within_the_recording() -> None:
     rng = np.random.default_rng(0)
     w = windows(16000 * 30, rng, 4.0, 1.5, 0.7)
-    assert w[0][0] == 0 and all(a[1] == b[0] for a, b in zip(w, w[1:]))
+    assert w[0][0] == 0 and all(a[1] == b[0] for a, b in pairwise(w))
     assert w[-1][1] <= 16000 * 30 and all(1.5 * 16000 <= b - a <= 4.0 * 16000 for a, b in w)
 
 

@@ -74,7 +74,7 @@ def _stats(pred: np.ndarray, target: np.ndarray) -> tuple[float, float, float, i
         pcc = float(np.corrcoef(p, t)[0, 1])
     rmse = float(np.sqrt(np.mean((p - t) ** 2))) if len(p) else math.nan
     bias = float(np.mean(p - t)) if len(p) else math.nan
-    return pcc, rmse, bias, int(len(p))
+    return pcc, rmse, bias, len(p)
 
 
 def agreement(models: list[str], views: dict[str, Path], max_rows: int = 0) -> list[dict[str, object]]:
@@ -111,8 +111,9 @@ def markdown(rows: list[dict[str, object]]) -> str:
     for view in views:
         groups = list(dict.fromkeys(str(r["group"]) for r in rows if r["view"] == view))
         n_of = {g: next(int(r["n"]) for r in rows if r["view"] == view and r["group"] == g) for g in groups}  # type: ignore[call-overload]
-        lines += [f"## {view}", "", "MOS against the MOS target (PCC / RMSE / mean offset student - teacher); "
-                  "NOI, COL, DIS, LOUD: PCC against NISQA.", ""]
+        note = ("MOS against the MOS target (PCC / RMSE / mean offset student - teacher); "
+                "NOI, COL, DIS, LOUD: PCC against NISQA.")
+        lines += [f"## {view}", "", note, ""]
         head = "| group | n | " + " | ".join(f"{m} MOS PCC | RMSE | offset | NOI | COL | DIS | LOUD" for m in models)
         lines += [head + " |", "|---|---:|" + "---:|" * (7 * len(models))]
         for g in groups:

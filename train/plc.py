@@ -135,7 +135,7 @@ def opus_with_loss(x: FloatArray, sample_rate_hz: int, lost: BoolArray, bitrate_
             got = lib.opus_decode(ctypes.c_void_p(dec), None if is_lost else packet, 0 if is_lost else n,
                                   buf, frame, 0)
             if got > 0:
-                out[i * frame: i * frame + got] = np.frombuffer(buf, np.int16, count=got)
+                out[i * frame: i * frame + got] = np.ctypeslib.as_array(buf)[:got]
     finally:
         lib.opus_encoder_destroy(ctypes.c_void_p(enc))
         lib.opus_decoder_destroy(ctypes.c_void_p(dec))

@@ -338,9 +338,9 @@ def _apply_call(kind: str, x: np.ndarray, ctx: dict[str, object], rng: np.random
             lost = plc.gilbert_elliott_mask(int(np.ceil(len(x) / (sr * frame_ms / 1000))), rate, burst, rng)
             y = plc.opus_with_loss(x, sr, lost, bitrate, frame_ms)
             return y, f"opusplc:{bitrate // 1000}k/{frame_ms}ms@{100 * rate:.0f}%b{burst:.1f}"
-        bitrate = str(rng.choice(["5.9k", "7.4k", "10.2k", "12.2k"]))
+        amr_rate = str(rng.choice(["5.9k", "7.4k", "10.2k", "12.2k"]))
         lost = plc.gilbert_elliott_mask(int(np.ceil(len(x) / (sr * 0.02))) + 2, rate, burst, rng)
-        return plc.amr_with_loss(x, sr, lost, "amr-nb", bitrate), f"amrplc:nb{bitrate}@{100 * rate:.0f}%b{burst:.1f}"
+        return plc.amr_with_loss(x, sr, lost, "amr-nb", amr_rate), f"amrplc:nb{amr_rate}@{100 * rate:.0f}%b{burst:.1f}"
     raise ValueError(f"unknown degradation kind {kind!r}")
 
 

@@ -14,9 +14,6 @@ import argparse
 import platform
 import subprocess
 import time
-from pathlib import Path
-
-import numpy as np
 
 from livesqa.audio import read_audio
 from train.asr_data import resolve_data_root
