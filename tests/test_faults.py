@@ -112,7 +112,8 @@ def test_an_output_that_is_not_ours_is_refused_and_left_byte_for_byte(
 @given(content=st.binary(min_size=1, max_size=3000))
 def test_any_foreign_bytes_are_refused_unchanged(tmp_path, content):
     header = (csv_line(COLUMNS) + "\n").encode()
-    for i, (cls, ours) in enumerate(((CsvSink, content.startswith(header[:20])),
+    cut_header = header.startswith(content) and len(content) >= len(COLUMNS[0]) + 1
+    for i, (cls, ours) in enumerate(((CsvSink, content.startswith(header[:20]) or cut_header),
                                      (JsonlSink, content.startswith(b'{"kind"')))):
         target = tmp_path / f"f{i}"
         target.write_bytes(content)

@@ -86,8 +86,11 @@ def _check_csv(p: Path, size: int, header: str) -> Repair:
     want = header.encode("utf-8")
     head = _read_at(p, 0, max(len(want) + 2, _FIRST_LINE_MAX))
     if not head.startswith((want + b"\n", want + b"\r\n")):
-        if want.startswith(head) and size == len(head):
-            return Repair(cut_to=0)  # a header cut by a killed process: nothing else there
+        first_column = want.split(b",", 1)[0] + b","
+        if want.startswith(head) and size == len(head) and len(head) >= len(first_column):
+            # a header cut by a killed process, nothing else there; a shorter stub (a file that
+            # holds "w") could be anybody's, so it is refused like any foreign file
+            return Repair(cut_to=0)
         if _first_line(head) is None:
             raise SinkError(f"{p}: exists and is not a text file; refusing to append to it "
                             "(nothing was changed): choose another output file")
