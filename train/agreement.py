@@ -127,6 +127,41 @@ def markdown(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def write_plot(rows: list[dict[str, object]], path: Path) -> bool:
+    """Per view and group: MOS PCC and mean offset against the teacher, one bar per model."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    mos = [r for r in rows if r["dimension"] == "mos"]
+    views = list(dict.fromkeys(str(r["view"]) for r in mos))
+    models = list(dict.fromkeys(str(r["model"]) for r in mos))
+    fig, axes = plt.subplots(2, len(views), figsize=(5 * len(views), 7), squeeze=False)
+    for col, view in enumerate(views):
+        groups = list(dict.fromkeys(str(r["group"]) for r in mos if r["view"] == view))
+        x = np.arange(len(groups))
+        width = 0.8 / max(1, len(models))
+        for k, model in enumerate(models):
+            vals = {str(r["group"]): r for r in mos if r["view"] == view and r["model"] == model}
+            for row, key in ((0, "pcc"), (1, "bias")):
+                heights = [float(vals[g][key]) if g in vals else np.nan for g in groups]  # type: ignore[arg-type]
+                axes[row][col].bar(x + k * width, heights, width, label=model)
+        for row, title in ((0, "MOS PCC with the teacher"), (1, "mean MOS offset (student - teacher)")):
+            ax = axes[row][col]
+            ax.set_xticks(x + 0.4 - width / 2, groups, rotation=45, ha="right", fontsize=8)
+            ax.set_title(f"{view}: {title}", fontsize=9)
+            ax.axhline(0, color="black", linewidth=0.5)
+        axes[0][col].set_ylim(0, 1)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
 def _f(row: dict[str, object] | None, key: str, signed: bool = False) -> str:
     if row is None:
         return "–"
@@ -155,5 +190,6 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerows(rows)
     text = markdown(rows)
     (out / "agreement.md").write_text(text + "\n", encoding="utf-8")
+    write_plot(rows, out / "agreement.png")
     print(text)
     return 0
