@@ -144,7 +144,8 @@ class ScoringProcess:
 
     @property
     def alive(self) -> bool:
-        return self._writer is not None and self.error is None
+        return (self._writer is not None and self.error is None
+                and not self._writer.transport.is_closing())
 
     @property
     def pid(self) -> int | None:
@@ -213,7 +214,10 @@ class ScoringProcess:
                 message = await read_message(reader)
                 if message is None:
                     break
-                self._dispatch(message)
+                try:
+                    self._dispatch(message)
+                except Exception:  # a bug in one stream's consumer must not end the others'
+                    log.exception("scoring result for %s not delivered", message[1])
         finally:
             if self.error is None:
                 self.error = "the scoring process exited"
@@ -326,8 +330,8 @@ class _ChildStreams:
         if monitor is not None:
             try:
                 await asyncio.wait_for(monitor.finish(), CLOSE_TIMEOUT_S)
-            except (TimeoutError, LivesqaError) as e:
-                self.writer.write(encode(("error", key, f"last windows not scored ({e})")))
+            except Exception as e:  # noqa: BLE001 - timeout, sink or gate error: still say "closed"
+                self.writer.write(encode(("error", key, f"last windows not scored ({e!r})")))
             monitor.close()
         self.infos.pop(key, None)
         self.extra_skipped.pop(key, None)
@@ -350,7 +354,11 @@ async def _child(fd: int, config: ScoringConfig) -> int:
             message = await read_message(reader)
             if message is None:
                 break
-            streams.handle(message)
+            try:
+                streams.handle(message)
+            except Exception as e:  # one stream's failure must not end the others' scoring
+                log.exception("scoring %s", message[1])
+                writer.write(encode(("error", message[1], f"{type(e).__name__}: {e}")))
         for monitor in streams.monitors.values():
             monitor.close()
     writer.close()
