@@ -19,6 +19,9 @@ decays both learning rates to ``min_lr_fraction`` at ``total_steps``; and the tr
 split is re-read at each epoch so clips labelled while training join the next epoch.
 ``snapshots = true`` keeps the weights of every validation in ``snapshots/``, so the tail
 of a cosine run can be averaged (``python -m train average``).
+
+Several processes: ``torchrun --nproc_per_node N -m train finetune ...`` trains one run with
+DistributedDataParallel and the same global batch (``train/distributed.py``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from train.data import (
     manifest_teachers,
     read_quality_manifest,
 )
+from train.distributed import LossStep, init_from_env, wrap
 from train.losses import UncertaintyLoss
 from train.metrics import per_dimension
 from train.model import QualityModel
@@ -154,11 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     args = stage_parser("finetune", "fine-tune the quality model").parse_args(argv)
     resolved, cfg = load_section(args.config, args.overrides, "finetune", FinetuneConfig)
     model_cfg = ModelConfig.from_dict(resolved.get("model", {}))
-    device = pick_device(cfg.device)
+    ctx, device = init_from_env(pick_device(cfg.device))  # torchrun: one rank of a DDP job
     set_cpu_threads(device, cfg.threads)
     torch.manual_seed(cfg.seed)
     resolved = {**resolved, "model": model_cfg.to_dict(), "finetune": asdict(cfg)}
-    run = RunDir(Path(cfg.runs_dir) / run_name(cfg, model_cfg), resolved, "train.finetune")
+    run = RunDir(Path(cfg.runs_dir) / run_name(cfg, model_cfg), resolved, "train.finetune", write=ctx.is_main)
     manifest = sim_manifest(resolved, cfg.manifest)
     sr = model_cfg.frontend.sample_rate_hz
     train_ds = QualityDataset(read_quality_manifest(manifest, "train"), sr, crop_s=cfg.crop_s, seed=cfg.seed)
@@ -188,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         weight_decay=cfg.weight_decay,
     )
     params = enc_params + head_params
+    model.ctc_head.requires_grad_(False)  # not trained here; DDP wants every trainable weight used
+    step_module = wrap(LossStep(model, loss_fn), ctx, device)
 
     step, epoch, first_batch, best_pcc = 0, 0, 0, -math.inf
     if run.last.exists():
@@ -200,9 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         step, epoch, first_batch = int(ckpt.get("step", 0)), int(extra.get("epoch", 0)), int(extra.get("batch", 0))
         best_pcc = float(extra.get("best_val_mos_pcc", -math.inf))
         run.log.info("resumed from %s at step %d (epoch %d, batch %d)", run.last, step, epoch, first_batch)
-    run.log.info("train %d clips, val %d clips; init %s, layer attention %s; %.2fM params; device %s",
+    run.log.info("train %d clips, val %d clips; init %s, layer attention %s; %.2fM params; device %s%s",
                  len(train_ds), len(val_ds), cfg.init, model_cfg.head.layer_attention,
-                 model.n_params() / 1e6, device)
+                 model.n_params() / 1e6, device,
+                 f"; {ctx.world_size} processes (DDP), global batch {cfg.batch_size}" if ctx.enabled else "")
 
     teachers = manifest_teachers(manifest)
     provenance = {
@@ -262,17 +269,19 @@ def main(argv: list[str] | None = None) -> int:
         losses: list[float] = []
         bar = tqdm(total=len(batches), initial=first_batch, desc=f"finetune epoch {epoch}", leave=False, disable=None)
         for bi in range(first_batch, len(batches)):
-            batch = collate_quality([train_ds[i] for i in batches[bi]]).to(device)
+            if not ctx.usable(batches[bi]):  # DDP: a short last batch some rank would get nothing of
+                continue
+            batch = collate_quality([train_ds[i] for i in ctx.shard(batches[bi])]).to(device)
             factor = lr_factor(cfg, step)
             for group in opt.param_groups:
                 group["lr"] = group["peak"] * factor
-            loss, mse = loss_fn(model(batch.wav, batch.wav_lengths), batch.targets, batch.mask)
+            loss, mse = step_module(batch.wav, batch.wav_lengths, batch.targets, batch.mask)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = float(nn.utils.clip_grad_norm_(params, cfg.grad_clip))
             opt.step()
             step += 1
-            losses.append(loss.item())
+            losses.append(ctx.mean(loss.item()))
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
             if step % cfg.log_every == 0:
@@ -281,16 +290,20 @@ def main(argv: list[str] | None = None) -> int:
                              " ".join(f"{d}={v:.3f}" for d, v in zip(DIMENSIONS, mse.tolist())), grad_norm)
                 run.append_metrics({"step": step, "epoch": epoch, "loss": losses[-1], "grad_norm": grad_norm,
                                     **{f"mse_{d}": v for d, v in zip(DIMENSIONS, mse.tolist())}}, "steps.csv")
-            stopped = policy.after_step(
+            # rank 0 validates and saves; its clock decides for every rank
+            stopped = ctx.agree(ctx.is_main and policy.after_step(
                 step, partial(validate_and_save, epoch, bi + 1, len(batches), losses),
-                partial(save, run.last, epoch, bi + 1))
+                partial(save, run.last, epoch, bi + 1)))
             if stopped:
                 break
         bar.close()
         if not stopped:
             epoch, first_batch = epoch + 1, 0
-            policy.end_of_epoch(partial(validate_and_save, epoch, 0, len(batches), losses),
-                                partial(save, run.last, epoch, 0))
+            if ctx.is_main:
+                policy.end_of_epoch(partial(validate_and_save, epoch, 0, len(batches), losses),
+                                    partial(save, run.last, epoch, 0))
+            ctx.barrier()
     run.log.info("finished at step %d, epoch %d; best val MOS PCC %.4f", step, epoch, best_pcc)
     run.close()
+    ctx.close()
     return 0

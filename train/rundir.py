@@ -159,16 +159,23 @@ class StepPolicy:
 class RunDir:
     """``runs/<name>/``: ``config.resolved.toml``, ``train.log``, ``metrics.csv``, checkpoints."""
 
-    def __init__(self, path: str | Path, resolved_config: Mapping[str, Any], logger_name: str) -> None:
+    def __init__(self, path: str | Path, resolved_config: Mapping[str, Any], logger_name: str,
+                 write: bool = True) -> None:
+        """``write=False`` (the other ranks of a distributed run): same paths, nothing written,
+        nothing logged; rank 0 owns the folder."""
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / "config.resolved.toml").write_text(dump_toml(_plain(resolved_config)), encoding="utf-8")
+        self.write = write
         self.log = logging.getLogger(logger_name)
         self.log.setLevel(logging.INFO)
         self.log.propagate = False
         for h in list(self.log.handlers):
             self.log.removeHandler(h)
             h.close()
+        if not write:
+            self.log.addHandler(logging.NullHandler())
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "config.resolved.toml").write_text(dump_toml(_plain(resolved_config)), encoding="utf-8")
         fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
         for handler in (logging.FileHandler(self.path / "train.log", encoding="utf-8"), logging.StreamHandler()):
             handler.setFormatter(fmt)
@@ -184,6 +191,8 @@ class RunDir:
 
     def append_metrics(self, row: Mapping[str, Any], name: str = "metrics.csv") -> None:
         """Append one row; the header is written with the first row (columns fixed then)."""
+        if not self.write:
+            return
         path = self.path / name
         new = not path.exists()
         with path.open("a", newline="", encoding="utf-8") as f:
