@@ -49,7 +49,9 @@ class CheckpointScorer:
                                    "cpu" if device == "auto" else device)
         self.model.to(self.device).eval()
         self.sample_rate_hz = self.cfg.frontend.sample_rate_hz
-        self.name = name or (self.path.parent.name if self.path.stem in {"best", "last"} else self.path.stem)
+        # runs/X/best.pt is "X"; runs/X/last.pt is "X@last" (both may be rows of one table)
+        self.name = name or (self.path.parent.name if self.path.stem == "best" else
+                             f"{self.path.parent.name}@last" if self.path.stem == "last" else self.path.stem)
 
     def score(self, wav: np.ndarray, sample_rate_hz: int) -> np.ndarray:
         x = resample(wav, sample_rate_hz, self.sample_rate_hz)
