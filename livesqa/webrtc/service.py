@@ -25,6 +25,7 @@ from livesqa.aggregate import DimensionSummary
 from livesqa.webrtc.consent import install_patient_consent
 from livesqa.webrtc.loopback import enable_loopback_candidates, is_loopback_host
 from livesqa.webrtc.metrics import RoomMetrics
+from livesqa.webrtc.overload import install_overload_shedding
 from livesqa.webrtc.participant import ParticipantPipeline, PipelineConfig, Scoring
 from livesqa.webrtc.room import ParticipantInfo, RoomEvent
 from livesqa.webrtc.rows import RoomWriter
@@ -162,6 +163,7 @@ class MonitorService:
         if is_loopback_host(self.config.host):
             enable_loopback_candidates()
         install_patient_consent()  # a busy host reads ICE answers late; that is not a gone peer
+        install_overload_shedding()  # ... and should read them at once, shedding stale media
         app = create_app(self.config, self.registry, self.metrics.render, self.me_view)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
