@@ -63,8 +63,23 @@ async def test_media_queue_keeps_the_newest() -> None:
         before = overload.shed["datagrams"]
         for i in range(MAX_QUEUED_DATAGRAMS + 50):
             Connection.data_received(fake, b"%d" % i, 1)  # type: ignore[arg-type]
+        assert fake.livesqa_last_datagram > 0  # type: ignore[attr-defined]
         assert fake._queue.qsize() == MAX_QUEUED_DATAGRAMS
         assert fake._queue.get_nowait() == (b"50", 1)  # the 50 oldest went
         assert overload.shed["datagrams"] - before == 50
     finally:
         uninstall_overload_shedding()
+
+
+def test_last_datagram_is_read_through_aiortc_objects() -> None:
+    from types import SimpleNamespace
+
+    from livesqa.webrtc.overload import last_datagram_s
+
+    connection = SimpleNamespace(livesqa_last_datagram=12.5)
+    receiver = SimpleNamespace(transport=SimpleNamespace(transport=SimpleNamespace(
+        _connection=connection)))
+    assert last_datagram_s(receiver) == 12.5
+    assert last_datagram_s(SimpleNamespace()) is None
+    assert last_datagram_s(SimpleNamespace(transport=SimpleNamespace(transport=SimpleNamespace(
+        _connection=SimpleNamespace())))) is None

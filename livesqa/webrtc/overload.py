@@ -12,7 +12,9 @@ Two process-wide changes, installed by the server (:func:`install_overload_shedd
 - aioice's per-connection queue of media datagrams (unbounded) keeps at most
   :data:`MAX_QUEUED_DATAGRAMS`; older ones are dropped. Dropping stale packets is what a jitter
   buffer does anyway: the listener and the monitor see a loss burst (``gap=1``, packet loss),
-  and the call goes on.
+  and the call goes on;
+- each connection notes when its last media datagram arrived (:func:`last_datagram_s`), so
+  the room's "no media for 10 s" check does not take a late server for a vanished peer.
 
 Both rely on internals (asyncio's selector datagram transport, aioice's ``Connection``),
 checked at install time; if they are missing, nothing is changed.
@@ -59,6 +61,7 @@ def _read_ready_many(self: Any) -> None:
 
 def _data_received_bounded(self: Any, data: bytes, component: int) -> None:
     """aioice ``Connection.data_received`` with a bounded queue that drops the oldest."""
+    self.livesqa_last_datagram = time.monotonic()  # the peer is there, however late we are
     queue: asyncio.Queue[tuple[bytes, int]] = self._queue
     while queue.qsize() >= MAX_QUEUED_DATAGRAMS:
         try:
@@ -72,6 +75,21 @@ def _data_received_bounded(self: Any, data: bytes, component: int) -> None:
             log.warning("host short of CPU: %d stale media packets dropped so far (calls kept)",
                         shed["datagrams"])
     queue.put_nowait((data, component))
+
+
+def last_datagram_s(receiver: Any) -> float | None:
+    """``time.monotonic()`` when the peer of this aiortc receiver last sent us DTLS/RTP/RTCP.
+
+    Why: the room's liveness check counts RTP packets that aiortc has *processed*; on a starved
+    host those lag far behind what arrived, and a talking peer would look gone. STUN (consent)
+    is not counted here: a peer whose media stopped is still removed. None if not installed.
+    """
+    try:
+        connection = receiver.transport.transport._connection
+    except AttributeError:
+        return None
+    value = getattr(connection, "livesqa_last_datagram", None)
+    return float(value) if value is not None else None
 
 
 def install_overload_shedding() -> bool:

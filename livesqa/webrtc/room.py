@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from livesqa.errors import WebRTCError
 from livesqa.webrtc.netstats import InboundSample, read_inbound, read_rtt_ms
+from livesqa.webrtc.overload import last_datagram_s
 from livesqa.webrtc.relay import SlotTrack, SpeakerFeed
 
 log = logging.getLogger(__name__)
@@ -273,6 +274,9 @@ class Room:
                     part.last_packet_time = now
                 if part.monitor is not None:
                     part.monitor.on_inbound(sample)
+            heard = last_datagram_s(receivers[0]) if receivers else None
+            if heard is not None and heard > part.last_packet_time:
+                part.last_packet_time = heard  # datagrams still arrive: we are late, not they gone
             limit = self.config.peer_timeout_s if part.last_packets else self.config.connect_timeout_s
             if now - part.last_packet_time > limit:
                 asyncio.ensure_future(self.leave(part.info.id, reason="timeout"))
