@@ -209,9 +209,10 @@ def init_ray(address: str | None, num_cpus: int | None) -> bool:
             # `livesqa file` (RAY_worker_niceness in the environment still wins)
             os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as e:
+    except Exception as e:  # Ray raises bare Exception too (e.g. a raylet slow to register)
+        ray.shutdown()  # whatever half-started is stopped again
         where = address or "a local Ray instance"
-        raise LivesqaError(f"cannot start or join {where} ({e})") from e
+        raise LivesqaError(f"cannot start or join {where} ({_first_line(e)})") from e
     return True
 
 
