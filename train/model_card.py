@@ -24,16 +24,16 @@ DATA_LICENCES: tuple[tuple[str, str, str], ...] = (
     ("Moodist / Blanket noise", "background noise", "Pixabay Content License, CC0, CC BY, CC BY-SA (per file)"),
     ("audiomentations impulse responses", "reverberation", "MIT"),
     ("NISQA v2 weights (teacher labels)", "training targets", "CC BY-NC-SA 4.0 (non-commercial)"),
-    ("DistillMOS weights (PyPI distillmos)", "second MOS teacher (0.5.0 on)", "MIT"),
-    ("AEC Challenge baseline recordings", "real device audio, teacher-labelled windows (0.5.0 on)", "MIT"),
-    ("Asterisk core sounds fr/es/it/ru (G.722)", "more clean talkers (0.5.0 on)", "CC BY-SA 3.0"),
-    ("Fish Fillets NG voice data (cs, nl)", "more clean talkers (0.5.0 on)", "GPL-2"),
+    ("DistillMOS weights (PyPI distillmos)", "second MOS teacher of v3-corpus models (not of 0.4.0)", "MIT"),
+    ("AEC Challenge baseline recordings", "teacher-labelled windows in the v3 corpus (not in 0.4.0)", "MIT"),
+    ("Asterisk core sounds fr/es/it/ru (G.722)", "more clean talkers in the v3 corpus (not in 0.4.0)", "CC BY-SA 3.0"),
+    ("Fish Fillets NG voice data (cs, nl)", "more clean talkers in the v3 corpus (not in 0.4.0)", "GPL-2"),
     ("DNSMOS (speechmos)", "comparison only, not a target", "MIT"),
 )
 
 LICENCE_NOTE = (
-    "The weights are distilled from NISQA v2's outputs (since 0.5.0 MOS is the mean of NISQA v2 and "
-    "DistillMOS, MIT), and NISQA v2's weights are licensed CC BY-NC-SA 4.0: "
+    "The weights are distilled from NISQA v2's outputs (for models of the v3 corpus, MOS is the mean of "
+    "NISQA v2 and DistillMOS, MIT), and NISQA v2's weights are licensed CC BY-NC-SA 4.0: "
     "this model inherits **CC BY-NC-SA 4.0 (non-commercial, share-alike)**. Commercial use needs a "
     "model trained on labels with a permissive licence (e.g. your own human ratings through "
     "`train/nisqa_corpus.py`). CC BY attributions: LibriSpeech (Panayotov et al.), the noise "
@@ -166,8 +166,8 @@ def build_card(model: Path, results: Path, asr_metrics: Path, recipe: str,
     md += ["## How it was made", "```", recipe.strip(), "```", ""]
     md += [
         "## Known limits",
-        ("- Trained on degradations labelled by teachers (NISQA v2; from 0.5.0 MOS is the mean of NISQA v2 "
-        "and DistillMOS), not on human ratings: it learns their judgement, including their errors."),
+        ("- Trained on degradations labelled by teachers (NISQA v2; in the v3 corpus MOS is the mean of "
+        "NISQA v2 and DistillMOS), not on human ratings: it learns their judgement, including their errors."),
         ("- Clean sources are read English (speechocean762: Mandarin-L1 learners, about half children; "
         "LibriSpeech excerpts): other languages, spontaneous or far-field speech are less covered."),
         "- CPU-only training at small scale (minutes per stage): see the tables above for what that bought.",
