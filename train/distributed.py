@@ -103,3 +103,17 @@ class LossStep(nn.Module):
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.loss_fn(self.model(wav, lengths), targets, mask)  # type: ignore[no-any-return]
+
+
+class CtcStep(nn.Module):
+    """The CTC loss of a batch as a module's forward, so DDP can wrap ASR pretraining."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor,
+                label_lengths: torch.Tensor) -> torch.Tensor:
+        log_probs, out_lengths = self.model.ctc_log_probs(wav, lengths)  # type: ignore[operator]
+        return nn.functional.ctc_loss(log_probs.transpose(0, 1), labels, out_lengths, label_lengths,
+                                      blank=0, reduction="mean", zero_infinity=True)

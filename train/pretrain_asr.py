@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -28,6 +27,7 @@ from livesqa.errors import ConfigError
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.config import ModelConfig
 from train.data import AsrDataset, AsrItem, collate_asr, length_batches, read_asr_manifest
+from train.distributed import CtcStep, init_from_env, wrap
 from train.metrics import cer, greedy_ctc_decode, wer
 from train.model import QualityModel
 from train.rundir import (
@@ -150,11 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     model_cfg = ModelConfig.from_dict(resolved.get("model", {}))
     if model_cfg.vocab_size != VOCAB_SIZE:
         raise ConfigError(f"model.vocab_size {model_cfg.vocab_size} != character vocabulary {VOCAB_SIZE}")
-    device = pick_device(cfg.device)
+    ctx, device = init_from_env(pick_device(cfg.device))  # torchrun: one rank of a DDP job
     set_cpu_threads(device, cfg.threads)
     torch.manual_seed(cfg.seed)
     resolved = {**resolved, "model": model_cfg.to_dict(), "asr": asdict(cfg)}
-    run = RunDir(Path(cfg.runs_dir) / cfg.run, resolved, "train.pretrain_asr")
+    run = RunDir(Path(cfg.runs_dir) / cfg.run, resolved, "train.pretrain_asr", write=ctx.is_main)
     manifest = cfg.manifest or resolved.get("data", {}).get("asr_manifest", "cache/asr/manifest.csv")
     sr = model_cfg.frontend.sample_rate_hz
     train_ds = AsrDataset([it for it in read_asr_manifest(manifest, "train") if it.duration_s <= cfg.max_clip_s], sr)
@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.spec_augment:
         model.frontend.register_forward_hook(SpecAugment(cfg, cfg.seed))
+    model.quality_head.requires_grad_(False)  # not trained here; DDP wants every trainable weight used
+    ctc_step = wrap(CtcStep(model), ctx, device)
 
     step, epoch, first_batch, best_cer = 0, 0, 0, math.inf
     if run.last.exists():
@@ -217,18 +219,18 @@ def main(argv: list[str] | None = None) -> int:
         losses: list[float] = []
         bar = tqdm(total=len(batches), initial=first_batch, desc=f"asr epoch {epoch}", leave=False, disable=None)
         for bi in range(first_batch, len(batches)):
-            batch = collate_asr([train_ds[i] for i in batches[bi]]).to(device)
+            if not ctx.usable(batches[bi]):  # DDP: a batch some rank would get nothing of
+                continue
+            batch = collate_asr([train_ds[i] for i in ctx.shard(batches[bi])]).to(device)
             for group in opt.param_groups:
                 group["lr"] = learning_rate(cfg, step, total_steps)
-            log_probs, out_lengths = model.ctc_log_probs(batch.wav, batch.wav_lengths)
-            loss = F.ctc_loss(log_probs.transpose(0, 1), batch.labels, out_lengths, batch.label_lengths,
-                              blank=0, reduction="mean", zero_infinity=True)
+            loss = ctc_step(batch.wav, batch.wav_lengths, batch.labels, batch.label_lengths)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = float(nn.utils.clip_grad_norm_(params, cfg.grad_clip))
             opt.step()
             step += 1
-            losses.append(loss.item())
+            losses.append(ctx.mean(loss.item()))
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
             if step % cfg.log_every == 0:
@@ -236,16 +238,20 @@ def main(argv: list[str] | None = None) -> int:
                              float(np.mean(losses[-cfg.log_every:])), grad_norm, opt.param_groups[0]["lr"])
                 run.append_metrics({"step": step, "epoch": epoch, "loss": losses[-1], "grad_norm": grad_norm,
                                     "lr": opt.param_groups[0]["lr"], "elapsed_s": budget.elapsed_s}, "steps.csv")
-            stopped = policy.after_step(
+            # rank 0 evaluates and saves; its clock decides for every rank
+            stopped = ctx.agree(ctx.is_main and policy.after_step(
                 step, partial(eval_and_save, epoch, bi + 1, len(batches), losses),
-                partial(save, run.last, epoch, bi + 1))
+                partial(save, run.last, epoch, bi + 1)))
             if stopped:
                 break
         bar.close()
         if not stopped:
             epoch, first_batch = epoch + 1, 0
-            policy.end_of_epoch(partial(eval_and_save, epoch, 0, len(batches), losses),
-                                partial(save, run.last, epoch, 0))
+            if ctx.is_main:
+                policy.end_of_epoch(partial(eval_and_save, epoch, 0, len(batches), losses),
+                                    partial(save, run.last, epoch, 0))
+            ctx.barrier()
     run.log.info("finished at step %d, epoch %d; best test CER %.4f", step, epoch, best_cer)
     run.close()
+    ctx.close()
     return 0

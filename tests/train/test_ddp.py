@@ -84,3 +84,50 @@ def test_shards_split_every_global_batch_without_overlap() -> None:
     one = DistContext()
     assert one.shard(batch) == batch and not one.enabled and one.agree(True) and one.mean(2.5) == 2.5
     assert not DistContext(rank=0, world_size=4).usable([1, 2, 3])
+
+
+def _asr_corpus(folder: Path, n: int = 24) -> Path:
+    """``n`` one-second utterances (equal lengths: every batch splits evenly across 2 ranks)."""
+    rng = np.random.default_rng(1)
+    (folder / "audio").mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        t = np.arange(SR) / SR
+        wav = (0.1 * np.sin(2 * np.pi * (150 + 10 * i) * t) + 0.01 * rng.standard_normal(SR)).astype(np.float32)
+        sf.write(folder / "audio" / f"u{i}.flac", wav, SR)
+        rows.append({"path": f"audio/u{i}.flac", "text": ["HELLO", "WORLD", "CALL", "QUALITY"][i % 4],
+                     "speaker": f"s{i % 3}", "split": "test" if i < 4 else "train", "duration_s": "1.0",
+                     "source": "synthetic"})
+    manifest = folder / "manifest.csv"
+    with manifest.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return manifest
+
+
+def test_two_process_asr_pretraining_matches_one_process(tmp_path: Path) -> None:
+    manifest = _asr_corpus(tmp_path / "asr")
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+    def args(run: str) -> list[str]:
+        sets = {"asr.run": run, "asr.runs_dir": str(runs), "asr.manifest": str(manifest), "asr.epochs": "2",
+                "asr.batch_s": "4.0", "asr.log_every": "1", "asr.threads": "1", "asr.device": "cpu",
+                "asr.spec_augment": "false", "asr.eval_max_utts": "4", "asr.max_minutes": "10",
+                "model.encoder.n_layers": "2", "model.encoder.d_model": "32", "model.encoder.dropout": "0.0",
+                "model.encoder.conv_kernel": "7", "model.head.pool_hidden": "16"}
+        out = ["pretrain-asr", "--config", str(ROOT / "configs/train/small.toml")]
+        for k, v in sets.items():
+            out += ["--set", f"{k}={v}"]
+        return out
+
+    one = subprocess.run([sys.executable, "-m", "train", *args("one")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "train", *args("two")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-2000:]
+    a, b = _losses(runs / "one"), _losses(runs / "two")
+    assert sorted(a) == sorted(b) and max(a) == 10  # 20 training utterances, 4 a batch, 2 epochs
+    assert max(abs(a[s] - b[s]) for s in a) < 1e-3
