@@ -120,6 +120,14 @@ def sim_test_set(manifest: Path, max_clips: int) -> EvalSet:
     return EvalSet("sim-test", [it.path for it in items], np.array([it.targets for it in items]), note)
 
 
+def _p835_targets(row: dict[str, str]) -> np.ndarray:
+    """One rated file's targets: MOS <- ovrl, NOI <- bak, COL <- sig, the rest NaN."""
+    t = np.full(len(DIMENSIONS), math.nan)
+    for key, dim in P835_TO_DIMENSION.items():
+        t[DIMENSIONS.index(dim)] = float(row[key])
+    return t
+
+
 def p835_set(labels_csv: Path, name: str) -> EvalSet:
     """One folder of the P.835 set; MOS <- ovrl, NOI <- bak, COL <- sig, the rest NaN."""
     if not labels_csv.is_file():
@@ -130,10 +138,7 @@ def p835_set(labels_csv: Path, name: str) -> EvalSet:
             if row["set"] != P835_SETS[name]:
                 continue
             files.append(labels_csv.parent / row["file"])
-            t = np.full(len(DIMENSIONS), math.nan)
-            for key, dim in P835_TO_DIMENSION.items():
-                t[DIMENSIONS.index(dim)] = float(row[key])
-            targets.append(t)
+            targets.append(_p835_targets(row))
     if not files:
         raise ConfigError(f"{labels_csv}: no rows for set {P835_SETS[name]}")
     return EvalSet(name, files, np.array(targets), "human P.835 ratings: MOS=ovrl, NOI=bak, COL=sig")
@@ -147,10 +152,7 @@ def voicemos_set(labels_csv: Path) -> EvalSet:
     with labels_csv.open(newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             files.append(labels_csv.parent / row["file"])
-            t = np.full(len(DIMENSIONS), math.nan)
-            for key, dim in P835_TO_DIMENSION.items():
-                t[DIMENSIONS.index(dim)] = float(row[key])
-            targets.append(t)
+            targets.append(_p835_targets(row))
     if not files:
         raise ConfigError(f"{labels_csv}: no rows")
     return EvalSet(VOICEMOS_SET, files, np.array(targets),

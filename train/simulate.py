@@ -264,6 +264,19 @@ def _other_voices(ctx: dict[str, object], rng: np.random.Generator, n: int) -> l
     return picked
 
 
+def _echo_through_device(x: np.ndarray, source: np.ndarray, sr: int, rng: np.random.Generator,
+                         suppressor_p: float, name: str) -> tuple[np.ndarray, str]:
+    """``x`` plus ``source`` returning through a device's echo path (20-600 ms, 0-40 dB return
+    loss), then a residual-echo suppressor with probability ``suppressor_p``."""
+    delay, erl = float(rng.uniform(20, 600)), float(rng.uniform(0, 40))
+    e = cs.echo_path(source, sr, delay, erl, rng)
+    y = x + e
+    res = rng.random() < suppressor_p
+    if res:
+        y = cs.residual_echo_suppressor(y, e, float(rng.uniform(0.5, 1.0)))
+    return y.astype(np.float32), f"{name}:{delay:.0f}ms@-{erl:.0f}dB" + ("+res" if res else "")
+
+
 def _apply_call(kind: str, x: np.ndarray, ctx: dict[str, object], rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """The real-call kinds of :data:`FAMILIES_V3` (train/callsim.py, train/plc.py)."""
     sr: int = ctx["sr"]  # type: ignore[assignment]
@@ -273,26 +286,14 @@ def _apply_call(kind: str, x: np.ndarray, ctx: dict[str, object], rng: np.random
         y = cs.competing_talker(x, _other_voices(ctx, rng, n), sr, rel, rng)
         return y, f"talker:{n}x@-{min(rel):.0f}dB"
     if kind == "talkecho":  # the talker's own voice returning through a device (talker echo)
-        delay, erl = float(rng.uniform(20, 600)), float(rng.uniform(0, 40))
-        e = cs.echo_path(x, sr, delay, erl, rng)
-        y = x + e
-        res = rng.random() < 0.4
-        if res:
-            y = cs.residual_echo_suppressor(y, e, float(rng.uniform(0.5, 1.0)))
-        return y.astype(np.float32), f"echo:{delay:.0f}ms@-{erl:.0f}dB" + ("+res" if res else "")
+        return _echo_through_device(x, x, sr, rng, 0.4, "echo")
     if kind == "farecho":  # another talker's voice leaking back through a device (residual echo, double talk)
         far = _other_voices(ctx, rng, 1)
         if not far:
             return x, "farecho:none"
         far_track = dg.fit_length(far[0], len(x), rng)
         far_track = dg.set_level(far_track, sr, dg.active_level_db(x, sr)) if np.any(far_track) else far_track
-        delay, erl = float(rng.uniform(20, 600)), float(rng.uniform(0, 40))
-        e = cs.echo_path(far_track, sr, delay, erl, rng)
-        y = x + e
-        res = rng.random() < 0.6
-        if res:
-            y = cs.residual_echo_suppressor(y, e, float(rng.uniform(0.5, 1.0)))
-        return y.astype(np.float32), f"farecho:{delay:.0f}ms@-{erl:.0f}dB" + ("+res" if res else "")
+        return _echo_through_device(x, far_track, sr, rng, 0.6, "farecho")
     if kind in ("ns", "agc"):
         cat: Catalogue = ctx["cat"]  # type: ignore[assignment]
         split = str(ctx["split"])

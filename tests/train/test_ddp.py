@@ -38,17 +38,29 @@ def _corpus(folder: Path, n: int = 32) -> Path:
     return manifest
 
 
-def _args(manifest: Path, runs: Path, run: str) -> list[str]:
-    sets = {"finetune.run": run, "finetune.runs_dir": str(runs), "finetune.manifest": str(manifest),
-            "finetune.init": "scratch", "finetune.batch_size": "8", "finetune.max_steps": "20",
-            "finetune.log_every": "1", "finetune.threads": "1", "finetune.device": "cpu",
-            "finetune.crop_s": "0", "finetune.val_minutes": "0", "finetune.max_minutes": "10",
-            "model.encoder.n_layers": "2", "model.encoder.d_model": "32", "model.encoder.dropout": "0.0",
-            "model.encoder.conv_kernel": "7", "model.head.pool_hidden": "16"}
-    out = ["finetune", "--config", str(ROOT / "configs/train/small.toml")]
-    for k, v in sets.items():
+TINY_MODEL = {"model.encoder.n_layers": "2", "model.encoder.d_model": "32", "model.encoder.dropout": "0.0",
+              "model.encoder.conv_kernel": "7", "model.head.pool_hidden": "16"}
+
+
+def _stage_args(stage: str, sets: dict[str, str]) -> list[str]:
+    out = [stage, "--config", str(ROOT / "configs/train/small.toml")]
+    for k, v in {**sets, **TINY_MODEL}.items():
         out += ["--set", f"{k}={v}"]
     return out
+
+
+def _one_and_two_processes(stage: str, sets: dict[str, str], runs: Path, section: str) -> tuple[Path, Path]:
+    """The same run alone and as a 2-process torchrun job; returns their run folders."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    launchers = {"one": [sys.executable, "-m", "train"],
+                 "two": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                         "-m", "train"]}
+    for run, launcher in launchers.items():
+        done = subprocess.run([*launcher, *_stage_args(stage, {**sets, f"{section}.run": run,
+                                                                f"{section}.runs_dir": str(runs)})],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+    return runs / "one", runs / "two"
 
 
 def _losses(run: Path) -> dict[int, float]:
@@ -59,14 +71,11 @@ def _losses(run: Path) -> dict[int, float]:
 def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
     manifest = _corpus(tmp_path / "corpus")
     runs = tmp_path / "runs"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-m", "train", *_args(manifest, runs, "one")], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert single.returncode == 0, single.stderr[-2000:]
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "train", *_args(manifest, runs, "two")], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    sets = {"finetune.manifest": str(manifest), "finetune.init": "scratch", "finetune.batch_size": "8",
+            "finetune.max_steps": "20", "finetune.log_every": "1", "finetune.threads": "1",
+            "finetune.device": "cpu", "finetune.crop_s": "0", "finetune.val_minutes": "0",
+            "finetune.max_minutes": "10"}
+    _one_and_two_processes("finetune", sets, runs, "finetune")
     one, two = _losses(runs / "one"), _losses(runs / "two")
     assert sorted(one) == sorted(two) and max(one) == 20
     assert abs(one[20] - two[20]) < 1e-3, (one[20], two[20])
@@ -109,25 +118,10 @@ def _asr_corpus(folder: Path, n: int = 24) -> Path:
 def test_two_process_asr_pretraining_matches_one_process(tmp_path: Path) -> None:
     manifest = _asr_corpus(tmp_path / "asr")
     runs = tmp_path / "runs"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-
-    def args(run: str) -> list[str]:
-        sets = {"asr.run": run, "asr.runs_dir": str(runs), "asr.manifest": str(manifest), "asr.epochs": "2",
-                "asr.batch_s": "4.0", "asr.log_every": "1", "asr.threads": "1", "asr.device": "cpu",
-                "asr.spec_augment": "false", "asr.eval_max_utts": "4", "asr.max_minutes": "10",
-                "model.encoder.n_layers": "2", "model.encoder.d_model": "32", "model.encoder.dropout": "0.0",
-                "model.encoder.conv_kernel": "7", "model.head.pool_hidden": "16"}
-        out = ["pretrain-asr", "--config", str(ROOT / "configs/train/small.toml")]
-        for k, v in sets.items():
-            out += ["--set", f"{k}={v}"]
-        return out
-
-    one = subprocess.run([sys.executable, "-m", "train", *args("one")], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "train", *args("two")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert two.returncode == 0, two.stderr[-2000:]
+    sets = {"asr.manifest": str(manifest), "asr.epochs": "2", "asr.batch_s": "4.0", "asr.log_every": "1",
+            "asr.threads": "1", "asr.device": "cpu", "asr.spec_augment": "false", "asr.eval_max_utts": "4",
+            "asr.max_minutes": "10"}
+    _one_and_two_processes("pretrain-asr", sets, runs, "asr")
     a, b = _losses(runs / "one"), _losses(runs / "two")
     assert sorted(a) == sorted(b) and max(a) == 10  # 20 training utterances, 4 a batch, 2 epochs
     assert max(abs(a[s] - b[s]) for s in a) < 1e-3
