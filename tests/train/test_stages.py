@@ -350,7 +350,7 @@ def test_shipped_configs_build_every_loop_section(config: str) -> None:
                          ("evaluate", evaluate.EvaluateConfig), ("sanity", sanity.SanityConfig)]:
         assert isinstance(build(cls, cfg[section]), cls)
     # evaluate's rows are checkpoints of this config's runs: the paper's three rows (paper.toml),
-    # or the rows of the latest selection (small.toml: 0.4.0 and session 7's candidate)
+    # or the rows of the latest selection (small.toml: 0.4.0 and session 8's candidates)
     runs_dir = cfg["finetune"].get("runs_dir", "runs")
     models = list(build(evaluate.EvaluateConfig, cfg["evaluate"]).models)
     assert models and all(m.startswith(f"{runs_dir}/") and m.endswith(("/best.pt", "/last.pt")) for m in models)

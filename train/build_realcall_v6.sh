@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Session 8's real-call candidate (ft-v6-mix, results/v6/SELECTION.md) and its evaluation;
+# resumable stage by stage (every stage skips what it already did).
+# Usage: bash train/build_realcall_v6.sh [data|train|eval|all] [CONFIG]
+#   data : corpus cache/sim6 (v3 real-call catalogue + v2 catalogue + real AEC windows), labelled
+#          by NISQA v2 and DistillMOS in two processes that follow the simulator
+#   train: ft-v6-mix from 0.4.0, its snapshot average and the declared soup with 0.4.0
+#   eval : every candidate and peer on the four human-rated views, the selection, sanity checks
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STAGE=${1:-all}
+CFG=${2:-configs/train/small.toml}
+mkdir -p cache runs logs
+N_V3=3600; N_ALL=7200; N_REAL=2062  # 2,062 = windows of the 792 AEC recordings (train/real_clips.py)
+SIM6="--set simulate.out_dir=cache/sim6 --set simulate.seed=20261203 --set simulate.min_clip_s=1.5 \
+  --set simulate.max_clip_s=4.0 --set simulate.fixed_length_fraction=0.7 \
+  --set simulate.extra_speech=cache/extra-speech/index.csv"
+v040() {
+  git show 5481ab3:exported/livesqa-small.onnx > cache/livesqa-small-0.4.0.onnx   # the 0.4.0 release
+  [ -f runs/v040/best.pt ] || python -m train onnx-import --model cache/livesqa-small-0.4.0.onnx --out runs/v040/best.pt
+}
+data() {
+  [ -f cache/extra-speech/index.csv ] || python -m train extra-speech
+  python -m train simulate --config "$CFG" $SIM6 --set simulate.families=v3 --set simulate.clean_fraction=0.07 --n-clips 200
+  grep -q aec cache/sim6/manifest.csv || python -m train real-clips --manifest cache/sim6/manifest.csv
+  for T in nisqa distillmos; do   # both teachers follow the simulator, one thread each
+    python -m train label --config "$CFG" --manifest cache/sim6/manifest.csv --teachers $T --no-dnsmos \
+      --mos-combination mean --follow $((N_ALL + N_REAL)) > logs/label-$T.log 2>&1 &
+  done
+  python -m train simulate --config "$CFG" $SIM6 --set simulate.families=v3 --set simulate.clean_fraction=0.07 --n-clips $N_V3
+  # clips N_V3.. : 0.4.0's own catalogue (v2, MNRU from the first clip), against forgetting
+  python -m train simulate --config "$CFG" $SIM6 --set simulate.families=v2 --set simulate.signal_from_clip=0 --n-clips $N_ALL
+  wait
+}
+train() {
+  python -m train finetune --config "$CFG" --set finetune.run=ft-v6-mix \
+    --set finetune.manifest=cache/sim6/manifest.csv --set finetune.init=checkpoint \
+    --set finetune.init_checkpoint=runs/v040/best.pt --set finetune.schedule=cosine \
+    --set finetune.total_steps=2000 --set finetune.max_steps=2000 --set finetune.lr=5e-4 \
+    --set finetune.encoder_lr=2e-4 --set finetune.crop_s=0 --set finetune.max_minutes=170 \
+    --set finetune.val_minutes=8 --set finetune.val_max_clips=400 --set finetune.snapshots=true
+  python -m train average --run runs/ft-v6-mix --last 4 --out runs/ft-v6-mix-avg/best.pt
+  python -m train average --checkpoints runs/v040/best.pt runs/ft-v6-mix-avg/best.pt --out runs/soup-v040-v6/best.pt
+}
+evaluate() {
+  python -m train evaluate --config "$CFG"                           # every row, four human-rated views
+  python results/v6/select.py > results/v6/selection.md              # the rule fixed before the run
+}
+v040
+case $STAGE in
+  data) data ;; train) train ;; eval) evaluate ;;
+  all) data; train; evaluate ;;
+  *) echo "usage: bash train/build_realcall_v6.sh [data|train|eval|all] [CONFIG]" >&2; exit 2 ;;
+esac
