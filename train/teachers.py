@@ -20,6 +20,7 @@ import csv
 import dataclasses
 import inspect
 import logging
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,6 +203,9 @@ class LabelConfig:
     # the MOS target: "nisqa" (NISQA v2's MOS) or "mean" (of NISQA's and DistillMOS's, once both exist)
     mos_combination: str = "nisqa"
     follow: int = 0  # keep polling until this many rows are labelled (the simulator is still appending)
+    # "K/N": this process labels only the rows whose path hashes to K mod N, so N processes of one
+    # teacher share a manifest without doing a row twice ("" = every row)
+    shard: str = ""
 
 
 def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -245,6 +249,25 @@ def _teachers(cfg: LabelConfig) -> set[str]:
     return names
 
 
+def parse_shard(shard: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N); ``""`` -> (0, 1). Bad values are a ConfigError naming the option."""
+    if not shard:
+        return 0, 1
+    try:
+        k, n = (int(v) for v in shard.split("/"))
+    except ValueError:
+        raise ConfigError(f"[label].shard = {shard!r}: use K/N, e.g. 0/2") from None
+    if not 0 <= k < n:
+        raise ConfigError(f"[label].shard = {shard!r}: K must be in 0..N-1")
+    return k, n
+
+
+def in_shard(row: dict[str, str], shard: tuple[int, int]) -> bool:
+    """Whether a row belongs to this process's shard (a stable hash of its clip path)."""
+    k, n = shard
+    return n == 1 or zlib.crc32(row["filepath_deg"].encode()) % n == k
+
+
 def _needs(row: dict[str, str], cfg: LabelConfig, has_split_columns: bool) -> bool:
     names = _teachers(cfg)
     if "nisqa" in names:
@@ -277,6 +300,7 @@ def label(cfg: LabelConfig, progress: bool = True) -> int:
     combination = cfg.mos_combination if split_columns else ""
     if combination:
         combined_mos({}, combination)  # validates the name before any work
+    shard = parse_shard(cfg.shard)
     nisqa = dns = distill = None
     if "nisqa" in names:
         weights = cfg.nisqa_weights or str(resolve_data_root(cfg.data_root or None) / "weights/nisqa/nisqa.tar")
@@ -294,7 +318,7 @@ def label(cfg: LabelConfig, progress: bool = True) -> int:
             "+distillmos(mos=mean)" if combination == "mean" else "")
     total = 0
     while True:
-        todo = [r for r in rows if _needs(r, cfg, split_columns)]
+        todo = [r for r in rows if in_shard(r, shard) and _needs(r, cfg, split_columns)]
         labels: dict[str, dict[str, str]] = {}
         for i, row in enumerate(tqdm(todo, desc="label", unit="clip", disable=not progress), 1):
             new: dict[str, str] = {"teacher": provenance} if provenance else {}
@@ -334,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--teachers", help="nisqa, distillmos or nisqa,distillmos (default [label].teachers)")
     parser.add_argument("--mos-combination", choices=["nisqa", "mean"])
     parser.add_argument("--follow", type=int, help="poll until this many rows are labelled")
+    parser.add_argument("--shard", help="K/N: label only this process's share of the rows (N processes, one teacher)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_stage_config(args.config, args.overrides, "label", LabelConfig)
@@ -341,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg, manifest=args.manifest or cfg.manifest, nisqa_weights=args.nisqa_weights or cfg.nisqa_weights,
         data_root=args.data_root or cfg.data_root, dnsmos=cfg.dnsmos and not args.no_dnsmos,
         teachers=args.teachers or cfg.teachers, mos_combination=args.mos_combination or cfg.mos_combination,
-        follow=args.follow if args.follow is not None else cfg.follow)
+        follow=args.follow if args.follow is not None else cfg.follow, shard=args.shard or cfg.shard)
     n = label(cfg)
     print(f"labelled {n} clips in {cfg.manifest}")
     return 0

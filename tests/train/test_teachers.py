@@ -145,3 +145,18 @@ def test_distillmos_ranks_clean_above_noisy(speech: np.ndarray) -> None:
     noisy = dg.add_noise(speech, (0.1 * rng.standard_normal(len(speech))).astype(np.float32), 0.0, SR, rng)
     clean_mos, noisy_mos = teacher.score(speech, SR)["mos"], teacher.score(noisy, SR)["mos"]
     assert 1.0 <= noisy_mos < clean_mos - 1.0 <= 4.0
+
+
+def test_shards_split_rows_once_and_bad_values_are_named() -> None:
+    """N processes of one teacher with shards 0/N..N-1/N cover every row exactly once."""
+    from livesqa.errors import ConfigError
+    from train.teachers import in_shard, parse_shard
+
+    rows = [{"filepath_deg": f"clips/c{i:06d}.flac"} for i in range(500)]
+    owners = [[k for k in range(3) if in_shard(r, parse_shard(f"{k}/3"))] for r in rows]
+    assert all(len(o) == 1 for o in owners)
+    assert min(sum(o == [k] for o in owners) for k in range(3)) > 120  # roughly even
+    assert all(in_shard(r, parse_shard("")) for r in rows)
+    for bad in ("2/2", "x/2", "1", "-1/2"):
+        with pytest.raises(ConfigError, match="shard"):
+            parse_shard(bad)
