@@ -23,9 +23,12 @@ data() {
   [ -f cache/extra-speech/index.csv ] || python -m train extra-speech
   python -m train simulate --config "$CFG" $SIM6 --set simulate.families=v3 --set simulate.clean_fraction=0.07 --n-clips 200
   grep -q aec cache/sim6/manifest.csv || python -m train real-clips --manifest cache/sim6/manifest.csv
-  for T in nisqa distillmos; do   # both teachers follow the simulator, one thread each
-    python -m train label --config "$CFG" --manifest cache/sim6/manifest.csv --teachers $T --no-dnsmos \
-      --mos-combination mean --follow $((N_ALL + N_REAL)) > logs/label-$T.log 2>&1 &
+  # both teachers follow the simulator, one thread per process; DistillMOS (~0.65 s of CPU per clip
+  # here, 3x NISQA) in two shards (session 8 began with one and split it when the simulator ended)
+  for T in nisqa distillmos:0/2 distillmos:1/2; do
+    SHARD=${T#*:}; [ "$SHARD" = "$T" ] && SHARD=0/1
+    python -m train label --config "$CFG" --manifest cache/sim6/manifest.csv --teachers ${T%%:*} --no-dnsmos \
+      --mos-combination mean --follow $((N_ALL + N_REAL)) --shard $SHARD > "logs/label-${T/\//of}.log" 2>&1 &
   done
   python -m train simulate --config "$CFG" $SIM6 --set simulate.families=v3 --set simulate.clean_fraction=0.07 --n-clips $N_V3
   # clips N_V3.. : 0.4.0's own catalogue (v2, MNRU from the first clip), against forgetting
