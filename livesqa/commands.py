@@ -374,8 +374,8 @@ def cmd_file(args: argparse.Namespace) -> int:
             if getattr(args, "jobs", 1) != 1:
                 from livesqa.parallel import score_files_with_bar
 
-                results = score_files_with_bar(paths, scorer.path, config, sinks, args,
-                                               progress if show else None, console)
+                results, signum = score_files_with_bar(paths, scorer.path, config, sinks, args,
+                                                       progress if show else None, console)
                 for r in results:
                     write_summary(r)
             else:

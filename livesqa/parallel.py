@@ -236,6 +236,7 @@ def score_files_in_processes(
     on_progress: Callable[[float], None] | None = None,
     durations: Sequence[float] | None = None,
     stats: dict[str, float] | None = None,
+    on_stop: Callable[[int], None] | None = None,
 ) -> list[RunResult]:
     """Score ``paths`` in ``jobs`` processes; rows go to ``sinks`` file by file, in the parent.
 
@@ -244,7 +245,12 @@ def score_files_in_processes(
 
     Returns one result per finished file, in input order. Ctrl-C or SIGTERM stops the
     workers: files in progress get no rows and no result (the caller counts them as not
-    scored). ``on_progress`` gets the audio seconds scored so far, over all files.
+    scored); ``on_stop`` (optional) gets the signal's number. ``on_progress`` gets the
+    audio seconds scored so far, over all files.
+
+    Why the signal handlers only set a flag (and wake the wait through a pipe) instead of
+    raising: an exception raised between two ``sink.write`` calls would leave a file's
+    rows half written; the loop checks the flag between files' rows instead.
     """
     plan = _Plan(list(paths), list(durations) if durations is not None else [0.0] * len(paths))
     plan.todo = sorted(range(len(paths)), key=lambda i: plan.durations[i])  # pop() = longest
@@ -255,14 +261,18 @@ def score_files_in_processes(
     import threading
 
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM)
-    if main_thread:  # SIGTERM stops the run like Ctrl-C (signals reach the main thread only)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+    stop = _StopFlag()
+    previous = {}
+    if main_thread:  # Ctrl-C and SIGTERM stop the run (signals reach the main thread only)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, stop.handler)
     clean = False
     t0 = time.perf_counter()
     try:
         pool.start()
         while plan.todo or any(w.job is not None for w in pool.workers):
+            if stop.signum is not None:
+                break
             for w in pool.workers:
                 if w.ready and w.job is None and plan.todo:
                     w.job = plan.todo.pop()
@@ -275,7 +285,11 @@ def score_files_in_processes(
             for w in pool.workers:
                 by_handle[w.conn] = w
                 by_handle[w.process.sentinel] = w
-            for handle in wait(list(by_handle)):
+            for handle in wait([*by_handle, stop.read_fd]):
+                if stop.signum is not None:
+                    break  # workers a group-wide SIGTERM killed are not retried
+                if handle == stop.read_fd:
+                    continue
                 w = by_handle[handle]
                 if w not in pool.workers:
                     continue  # replaced earlier in this round
@@ -327,14 +341,38 @@ def score_files_in_processes(
                 pool.replace(w)
             if on_progress is not None:
                 on_progress(done_s + sum(w.progress_s for w in pool.workers if w.job is not None))
-        clean = True
-    except KeyboardInterrupt:
-        pass
+        clean = stop.signum is None
+    except KeyboardInterrupt:  # raised outside the main thread's handlers (not installed)
+        stop.signum = stop.signum or signal.SIGINT
     finally:
         pool.close(terminate=not clean)
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        stop.close()
+    if stop.signum is not None and on_stop is not None:
+        on_stop(int(stop.signum))
     return [results[i] for i in sorted(results)]
+
+
+class _StopFlag:
+    """The signal that asked the run to stop, and a pipe that wakes the dispatch loop's wait."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._write_fd, False)
+
+    def handler(self, signum: int, frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
+        try:
+            os.write(self._write_fd, b"x")
+        except OSError:
+            pass  # the pipe is full: the loop is awake already
+
+    def close(self) -> None:
+        os.close(self.read_fd)
+        os.close(self._write_fd)
 
 
 def process_cpu_s(pid: int) -> float:
@@ -344,10 +382,6 @@ def process_cpu_s(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return 0.0
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def check_args(args: Any) -> None:
@@ -366,8 +400,12 @@ def check_args(args: Any) -> None:
 
 def score_files_with_bar(paths: Sequence[Path], model_path: Path, config: RuntimeConfig,
                          sinks: Sequence[Any], args: Any, progress: Any, console: Any,
-                         ) -> list[RunResult]:
-    """``livesqa file --jobs N``: one progress bar over all workers; failures printed as they come."""
+                         ) -> tuple[list[RunResult], int | None]:
+    """``livesqa file --jobs N``: one progress bar over all workers; failures printed as they come.
+
+    Returns the finished files' results and the signal that stopped the run (None: it ran
+    to the end), so a SIGTERM exits 143 like the single-process path.
+    """
     from livesqa.commands import _file_duration_s
 
     durations = [_file_duration_s(p) for p in paths]
@@ -385,5 +423,7 @@ def score_files_with_bar(paths: Sequence[Path], model_path: Path, config: Runtim
         if progress is not None and task is not None:
             progress.update(task, completed=seconds)
 
-    return score_files_in_processes(paths, model_path, config, sinks, job_count(args.jobs),
-                                    on_result, on_progress, durations)
+    stopped: list[int] = []
+    results = score_files_in_processes(paths, model_path, config, sinks, job_count(args.jobs),
+                                       on_result, on_progress, durations, on_stop=stopped.append)
+    return results, (stopped[0] if stopped else None)

@@ -6,6 +6,9 @@ import csv
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +135,39 @@ def test_a_worker_killed_mid_file_loses_and_duplicates_nothing(tmp_path):
     assert [r.error for r in results] == [None] * len(paths)
     assert [r.stream.source for r in results] == [str(p) for p in paths]  # input order
     assert rows_by_window(out) == rows_by_window(expected)  # nothing lost, nothing twice
+
+
+def test_sigterm_stops_jobs_2_with_exit_143_and_keeps_whole_files(tmp_path):
+    """A real `livesqa file --jobs 2` process gets SIGTERM once a file is written: exit 143,
+    no traceback, and the CSV holds only whole files' rows (every row parseable)."""
+    model = build_tiny_model(tmp_path / "slow.onnx", work_layers=6)  # real compute per window
+    folder = tmp_path / "calls"
+    paths = make_calls(folder, count=6, seconds=40.0)
+    out = tmp_path / "w.csv"
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livesqa.cli", "file", str(folder), "--model", str(model),
+         "--csv", str(out), "--jobs", "2", "--hop", "0.1", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 600.0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_text().count("\n") > 1:  # a header and a file's rows
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "livesqa: interrupted:" in err
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(None not in r and None not in r.values() for r in rows)  # no cut lines
+    by_file: dict[str, list[float]] = {}
+    for r in rows:
+        by_file.setdefault(Path(r["source"]).name, []).append(float(r["start_s"]))
+    assert 1 <= len(by_file) < len(paths)  # stopped mid-run
+    for name, starts in by_file.items():  # each written file is whole: 0, 0.1, ... to its end
+        np.testing.assert_allclose(starts, np.arange(len(starts)) * 0.1, atol=1e-6, err_msg=name)
+        seconds = sf.info(str(folder / name)).duration
+        assert starts[-1] + 1.5 >= seconds - 0.1, name  # the last window reaches the end
