@@ -224,8 +224,13 @@ class EncoderConfig:
     conv_kernel: int = 31
     dropout: float = 0.1
     subsampling_channels: int = 0
+    # streaming (opt-in, train/streaming.py); the defaults are the windowed model exactly
+    causal_conv: bool = False  # depthwise conv padded k-1 on the left only (no look-ahead)
+    positions: str = "absolute"  # "chunk": sinusoid of the frame's index within its chunk
 
     def __post_init__(self) -> None:
+        if self.positions not in ("absolute", "chunk"):
+            raise ValueError(f"positions {self.positions!r} must be 'absolute' or 'chunk'")
         if self.n_layers < 1 or self.d_model < 1 or self.n_heads < 1:
             raise ValueError("n_layers, d_model and n_heads must be positive")
         if self.d_model % self.n_heads:
@@ -253,6 +258,29 @@ class HeadConfig:
 
 
 @dataclass(frozen=True)
+class StreamingConfig:
+    """Chunk streaming (train/streaming.py). ``enabled=False`` (default) is the windowed model.
+
+    Encoder frames are 40 ms. Each chunk of ``chunk_frames`` frames is encoded once and
+    attends to ``left_frames`` of cached left context; a score describes the last
+    ``chunk_frames + left_frames`` frames (25 + 75 = 4 s). ``dynamic_chunks`` lists the chunk
+    sizes drawn at random per training batch (empty: always ``chunk_frames``).
+    """
+
+    enabled: bool = False
+    chunk_frames: int = 25
+    left_frames: int = 75
+    dynamic_chunks: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        for k in (self.chunk_frames, *self.dynamic_chunks):
+            if k < 1 or self.left_frames % k:
+                raise ValueError(
+                    f"chunk of {k} frames must be positive and divide left_frames {self.left_frames}"
+                )
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a :class:`train.model.QualityModel` (stored in checkpoints)."""
 
@@ -264,10 +292,34 @@ class ModelConfig:
     )
     head: HeadConfig = field(default_factory=HeadConfig)
     vocab_size: int = 29
+    streaming: StreamingConfig = field(default_factory=StreamingConfig)
+
+    def __post_init__(self) -> None:
+        on = self.streaming.enabled
+        if on and not (self.encoder.causal_conv and self.encoder.positions == "chunk"):
+            raise ValueError(
+                "streaming.enabled needs encoder.causal_conv=true and encoder.positions='chunk' "
+                "(a chunk must not see frames after it, nor absolute stream positions)"
+            )
+        if self.encoder.positions == "chunk" and not on:
+            raise ValueError("encoder.positions='chunk' is only defined with streaming.enabled")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
         return build(cls, d, prefix="model.")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain dict; the streaming keys are left out while at their defaults, so windowed
+        checkpoints, specs and ``average``'s config comparison stay as before streaming existed."""
+        d = dataclasses.asdict(self)
+        for key, default in _STREAMING_DEFAULTS["encoder"].items():
+            if d["encoder"].get(key) == default:
+                del d["encoder"][key]
+        if self.streaming == StreamingConfig():
+            del d["streaming"]
+        return d
+
+
+_STREAMING_DEFAULTS: dict[str, dict[str, Any]] = {
+    "encoder": {"causal_conv": False, "positions": "absolute"},
+}

@@ -89,8 +89,11 @@ class SelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(dropout)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """``x [B, T, d]``, ``mask [B, T]`` True on valid frames (None = all valid)."""
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, attn_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``x [B, T, d]``, ``mask [B, T]`` True on valid frames (None = all valid);
+        ``attn_mask [T, T]`` True where query t may see key s (chunk streaming; None = all)."""
         b, t, d = x.shape
         qkv = (
             self.qkv(self.norm(x))
@@ -101,6 +104,8 @@ class SelfAttention(nn.Module):
         scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.d_head))  # [B, H, T, T]
         if mask is not None:
             scores = scores.masked_fill(~mask[:, None, None, :], torch.finfo(scores.dtype).min)
+        if attn_mask is not None:
+            scores = scores.masked_fill(~attn_mask, torch.finfo(scores.dtype).min)
         weights = self.attn_dropout(torch.softmax(scores, dim=-1))
         y = (weights @ v).transpose(1, 2).reshape(b, t, d)
         return self.dropout(self.out(y))
@@ -109,11 +114,15 @@ class SelfAttention(nn.Module):
 class ConvModule(nn.Module):
     """Pointwise + GLU -> depthwise conv (kernel k) -> LayerNorm -> SiLU -> pointwise."""
 
-    def __init__(self, d_model: int, kernel: int, dropout: float) -> None:
+    def __init__(self, d_model: int, kernel: int, dropout: float, causal: bool = False) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(d_model)
         self.pointwise_in = nn.Linear(d_model, 2 * d_model)
-        self.depthwise = nn.Conv1d(d_model, d_model, kernel, padding=kernel // 2, groups=d_model)
+        # causal: zero left padding k-1 (applied in forward), no look-ahead; same weights
+        self.left_pad = kernel - 1 if causal else 0
+        self.depthwise = nn.Conv1d(
+            d_model, d_model, kernel, padding=0 if causal else kernel // 2, groups=d_model
+        )
         self.depth_norm = nn.LayerNorm(d_model)
         self.pointwise_out = nn.Linear(d_model, d_model)
         self.dropout = nn.Dropout(dropout)
@@ -122,7 +131,10 @@ class ConvModule(nn.Module):
         y = nn.functional.glu(self.pointwise_in(self.norm(x)), dim=-1)  # [B, T, d]
         if mask is not None:
             y = y.masked_fill(~mask[..., None], 0.0)
-        y = self.depthwise(y.transpose(1, 2)).transpose(1, 2)
+        y = y.transpose(1, 2)
+        if self.left_pad:
+            y = nn.functional.pad(y, (self.left_pad, 0))
+        y = self.depthwise(y).transpose(1, 2)
         y = self.pointwise_out(nn.functional.silu(self.depth_norm(y)))
         return self.dropout(y)
 
@@ -133,13 +145,15 @@ class ConformerBlock(nn.Module):
         d = cfg.d_model
         self.ff1 = FeedForward(d, cfg.ff_mult, cfg.dropout)
         self.attn = SelfAttention(d, cfg.n_heads, cfg.dropout)
-        self.conv = ConvModule(d, cfg.conv_kernel, cfg.dropout)
+        self.conv = ConvModule(d, cfg.conv_kernel, cfg.dropout, causal=cfg.causal_conv)
         self.ff2 = FeedForward(d, cfg.ff_mult, cfg.dropout)
         self.norm = nn.LayerNorm(d)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, attn_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         x = x + 0.5 * self.ff1(x)
-        x = x + self.attn(x, mask)
+        x = x + self.attn(x, mask, attn_mask)
         x = x + self.conv(x, mask)
         x = x + 0.5 * self.ff2(x)
         x = self.norm(x)

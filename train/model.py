@@ -78,7 +78,20 @@ class QualityModel(nn.Module):
         return torch.log_softmax(self.ctc_head(blocks[-1]), dim=-1), lengths
 
     def forward(self, wav: torch.Tensor, wav_lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores ``[B, n_outputs]`` (mos, noi, col, dis, loud); ``wav_lengths=None``: full rows."""
+        """Scores ``[B, n_outputs]`` (mos, noi, col, dis, loud); ``wav_lengths=None``: full rows.
+
+        A streaming model (``model.streaming.enabled``) scores each row's last whole chunk with
+        chunk masks (``train.streaming``); in training the chunk size is drawn per batch from
+        ``streaming.dynamic_chunks`` so one model serves several chunk sizes.
+        """
+        s = self.cfg.streaming
+        if s.enabled:
+            from train.streaming import last_chunk_scores
+
+            k = s.chunk_frames
+            if self.training and s.dynamic_chunks:
+                k = s.dynamic_chunks[int(torch.randint(len(s.dynamic_chunks), ()).item())]
+            return last_chunk_scores(self, wav, wav_lengths, k)
         _, _, level, blocks, lengths = self._run(wav, wav_lengths)
         return self.quality_head(blocks, lengths, level)
 

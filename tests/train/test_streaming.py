@@ -1,0 +1,153 @@
+"""Chunk streaming (train/streaming.py): step-by-step equals the masked full forward, the
+windowed model is untouched by the opt-in keys, and chunks never see the future."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from livesqa.errors import ConfigError
+from train.config import EncoderConfig, HeadConfig, ModelConfig, StreamingConfig
+from train.model import QualityModel
+from train.streaming import StreamingStep, chunk_samples, chunked_forward, tail_samples
+
+
+def streaming_cfg(chunk_frames: int = 5, left_frames: int = 15, cms: bool = True) -> ModelConfig:
+    base = ModelConfig()
+    return ModelConfig(
+        frontend=type(base.frontend)(cms=cms),
+        encoder=EncoderConfig(
+            n_layers=2, d_model=32, n_heads=4, conv_kernel=7, dropout=0.0,
+            subsampling_channels=16, causal_conv=True, positions="chunk",
+        ),
+        head=HeadConfig(pool_hidden=16),
+        streaming=StreamingConfig(
+            enabled=True, chunk_frames=chunk_frames, left_frames=left_frames, dynamic_chunks=(5, 15)
+        ),
+    )
+
+
+def model_with_level(cfg: ModelConfig) -> QualityModel:
+    torch.manual_seed(0)
+    model = QualityModel(cfg).eval()
+    assert model.quality_head.level is not None
+    with torch.no_grad():  # the level unit starts at zero; give it weights so parity sees it
+        model.quality_head.level.weight.normal_(0.0, 1.0)
+    return model
+
+
+def run_steps(model: QualityModel, wav: torch.Tensor, chunk_frames: int) -> torch.Tensor:
+    step = StreamingStep(model, chunk_frames)
+    state = step.init_state(wav.shape[0])
+    state[0] = wav[:, : step.tail]
+    n = (wav.shape[1] - step.tail) // step.chunk_samples
+    out = []
+    with torch.no_grad():
+        for c in range(n):
+            a = step.tail + c * step.chunk_samples
+            scores, *state = step(wav[:, a : a + step.chunk_samples], *state)
+            out.append(scores)
+    return torch.stack(out, dim=1)
+
+
+@pytest.mark.parametrize("chunk_frames", [5, 15])
+@pytest.mark.parametrize("cms", [True, False])
+def test_streaming_equals_masked_full_forward(chunk_frames: int, cms: bool) -> None:
+    model = model_with_level(streaming_cfg(cms=cms))
+    n = 45 // chunk_frames + 2  # past the point where the left context is full
+    g = torch.Generator().manual_seed(1)
+    wav = 0.1 * torch.randn(2, tail_samples(model) + n * chunk_samples(model, chunk_frames), generator=g)
+    wav[1] *= torch.linspace(0.01, 1.0, wav.shape[1])  # a level that changes over the stream
+    with torch.no_grad():
+        full = chunked_forward(model, wav, chunk_frames)
+    steps = run_steps(model, wav, chunk_frames)
+    assert full.shape == steps.shape == (2, n, 5)
+    assert torch.allclose(full, steps, atol=1e-5), (full - steps).abs().max()
+
+
+def test_chunks_do_not_see_the_future() -> None:
+    model = model_with_level(streaming_cfg())
+    k = 5
+    wav = 0.1 * torch.randn(1, tail_samples(model) + 6 * chunk_samples(model, k))
+    later = wav.clone()
+    cut = tail_samples(model) + 3 * chunk_samples(model, k)
+    later[:, cut:] = 0.3 * torch.randn(1, later.shape[1] - cut)
+    with torch.no_grad():
+        a, b = chunked_forward(model, wav, k), chunked_forward(model, later, k)
+    assert torch.allclose(a[:, :3], b[:, :3], atol=1e-6)
+    assert (a[:, 3:] - b[:, 3:]).abs().max() > 1e-3
+
+
+def test_forward_scores_each_rows_last_whole_chunk() -> None:
+    model = model_with_level(streaming_cfg())
+    step = chunk_samples(model, 5)
+    short = 0.1 * torch.randn(1, tail_samples(model) + 3 * step + 100)
+    padded = torch.cat([short, torch.zeros(1, 2 * step)], dim=1)
+    with torch.no_grad():
+        alone = model(short)
+        both = model(torch.cat([padded, 0.1 * torch.randn(1, padded.shape[1])]),
+                     torch.tensor([short.shape[1], padded.shape[1]]))
+        full = chunked_forward(model, short, 5)
+    assert torch.allclose(alone, full[:, -1], atol=1e-6)
+    assert torch.allclose(both[0], alone[0], atol=1e-5)
+
+
+def test_dynamic_chunk_training_step_has_gradients() -> None:
+    model = model_with_level(streaming_cfg()).train()
+    wav = 0.1 * torch.randn(3, 32000)
+    seen = set()
+    for seed in range(6):
+        torch.manual_seed(seed)
+        out = model(wav)
+        out.sum().backward()
+        seen.add(out.shape)
+    assert seen == {(3, 5)}
+    assert all(p.grad is not None for n, p in model.named_parameters() if not n.startswith("ctc"))
+
+
+def test_opt_in_keys_keep_the_windowed_model() -> None:
+    """Defaults: the saved config has no new keys (old checkpoints and `average` agree), and a
+    causal encoder has the same parameter names and shapes (a windowed checkpoint warm-starts it)."""
+    d = ModelConfig().to_dict()
+    assert "streaming" not in d and "causal_conv" not in d["encoder"] and "positions" not in d["encoder"]
+    assert ModelConfig.from_dict(d) == ModelConfig()
+    cfg = streaming_cfg()
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    windowed = ModelConfig(encoder=EncoderConfig(
+        n_layers=2, d_model=32, n_heads=4, conv_kernel=7, dropout=0.0, subsampling_channels=16),
+        head=HeadConfig(pool_hidden=16))
+    a = {k: v.shape for k, v in QualityModel(windowed).state_dict().items()}
+    b = {k: v.shape for k, v in QualityModel(cfg).state_dict().items()}
+    assert a == b
+
+
+def test_windowed_forward_unchanged_by_causal_option_off() -> None:
+    """The windowed path still uses 'same' padding: a centred impulse response."""
+    torch.manual_seed(0)
+    model = QualityModel(ModelConfig(encoder=EncoderConfig(
+        n_layers=1, d_model=8, n_heads=2, conv_kernel=5, dropout=0.0))).eval()
+    conv = model.encoder.blocks[0].conv.depthwise
+    assert conv.padding == (2,) and model.encoder.blocks[0].conv.left_pad == 0
+    x = torch.zeros(1, 8, 9)
+    x[0, :, 4] = 1.0
+    y = conv(x) - conv.bias[None, :, None]
+    assert torch.allclose(y[0, :, 2:7].flip(-1), conv.weight[:, 0, :], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"streaming": {"enabled": True}},  # needs causal conv and chunk positions
+        {"encoder": {"n_layers": 2, "d_model": 32, "n_heads": 4, "positions": "chunk"}},
+        {"encoder": {"n_layers": 2, "d_model": 32, "n_heads": 4, "positions": "relative"}},
+        {"streaming": {"chunk_frames": 7}},  # does not divide left_frames 75
+    ],
+)
+def test_bad_streaming_configs_are_config_errors(override: dict) -> None:
+    with pytest.raises(ConfigError):
+        ModelConfig.from_dict(override)
+
+
+def test_short_clip_is_a_clear_error() -> None:
+    model = model_with_level(streaming_cfg())
+    with pytest.raises(ValueError, match="shorter than one chunk"):
+        chunked_forward(model, torch.zeros(1, 1000), 5)
