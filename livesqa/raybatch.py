@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -45,6 +46,10 @@ RAY_HINT = "livesqa batch needs Ray and pyarrow: pip install 'livesqa[ray]'"
 IN_FLIGHT_PER_ACTOR = 2
 #: A file whose actor dies is tried this many times in all before it is reported failed.
 MAX_ATTEMPTS = 3
+#: Seconds to wait for a TCP connection to ``--ray ADDRESS`` before calling it unreachable.
+CONNECT_TIMEOUT_S = 3.0
+#: The port of a ``ray://HOST`` address without one (Ray Client's default).
+RAY_CLIENT_PORT = 10001
 
 
 class FileScorer:
@@ -195,6 +200,8 @@ def init_ray(address: str | None, num_cpus: int | None) -> bool:
 
     import ray
 
+    if address:
+        check_reachable(address)  # Ray itself retries an unreachable address for minutes
     if ray.is_initialized():
         return False
     logging.getLogger("ray").setLevel(logging.ERROR)  # its start-up notices are not ours to print
@@ -214,6 +221,49 @@ def init_ray(address: str | None, num_cpus: int | None) -> bool:
         where = address or "a local Ray instance"
         raise LivesqaError(f"cannot start or join {where} ({_first_line(e)})") from e
     return True
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail within ``timeout_s``, naming ``address``, when nothing accepts a connection there.
+
+    Why: ``ray.init`` retries the connection to an address nobody listens at for minutes
+    (its GCS and client timeouts), so a typo in ``--ray`` looked like a hang. A TCP connect
+    to the cluster's port is what Ray would try first; ``auto`` is resolved as Ray resolves
+    it (``RAY_ADDRESS``, then the cluster ``ray start`` recorded on this machine).
+    """
+    target = _resolve_auto() if address == "auto" else address
+    if target is None or target == "local":
+        return  # Ray's own lookup decides (it fails fast when there is nothing to find)
+    scheme, _, hostport = target.rpartition("://")
+    host, sep, port = hostport.rstrip("/").rpartition(":")
+    if not sep and scheme == "ray":
+        host, port = hostport.rstrip("/"), str(RAY_CLIENT_PORT)
+    if not host or not port.isdigit():
+        raise LivesqaError(f"--ray {address}: not a Ray address (use auto, HOST:PORT or "
+                           f"ray://HOST:{RAY_CLIENT_PORT})")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        where = address if target == address else f"{address} ({target})"
+        raise LivesqaError(f"cannot reach the Ray cluster at {where}: {reason} after at most "
+                           f"{timeout_s:g} s; check the address and that the cluster is up"
+                           ) from e
+
+
+def _resolve_auto() -> str | None:
+    """The address ``ray.init(address="auto")`` would join, or None to leave it to Ray."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:  # a Ray without this helper: its own lookup decides
+        return None
+    try:
+        return canonicalize_bootstrap_address("auto")
+    except ConnectionError as e:  # no running cluster recorded on this machine
+        raise LivesqaError(f"--ray auto: {_first_line(e)}") from e
+    except Exception:  # noqa: BLE001  (a private helper: anything else, leave it to Ray)
+        return None
 
 
 def run_batch(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -225,3 +227,32 @@ def test_sigterm_stops_a_batch_cleanly_and_a_rerun_finishes_it(local_ray, tmp_pa
     assert (report.already_done, report.scored, report.failed) == (done, 8 - done, 0)
     assert_same_scores(batch_scores(Output(str(out))),
                        single_process_scores(folder, model, tmp_path, "--hop", "0.25"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_an_unreachable_ray_address_fails_in_seconds_naming_it(scheme, calls, tiny_model_path,
+                                                                tmp_path, capsys):
+    """Ray retries a dead address for minutes; `--ray` must say so in seconds, one line."""
+    address = f"{scheme}127.0.0.1:{free_port()}"  # nothing listens there
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    with pytest.raises(LivesqaError, match="cannot reach"):
+        raybatch.check_reachable(address)
+    assert time.monotonic() - t0 < raybatch.CONNECT_TIMEOUT_S + 1.0
+    rc = cli.main(["batch", str(calls), "--out", str(out), "--ray", address, "--no-progress",
+                   "--model", str(tiny_model_path)])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"cannot reach the Ray cluster at {address}" in err
+    assert not out.exists()  # nothing written
+
+
+def test_a_malformed_ray_address_is_refused():
+    with pytest.raises(LivesqaError, match="not a Ray address"):
+        raybatch.check_reachable("127.0.0.1:notaport")
