@@ -21,6 +21,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "finetune": ("train.finetune", "fine-tune the quality model"),
     "average": ("train.average", "average the weights of a run's last snapshots (or given checkpoints)"),
     "evaluate": ("train.evaluate", "PCC/RMSE tables on the simulated test split and the P.835 set"),
+    "lofo": ("train.lofo", "leave-one-family-out fine-tunes: which impairment families transfer"),
     "agreement": ("train.agreement", "label-free teacher-student agreement on real-chain, real and simulated audio"),
     "export": ("train.export", "export to ONNX with the livesqa spec, with parity check"),
     "sanity": ("train.sanity", "monotonicity checks of a model on synthetic degradations"),

@@ -48,9 +48,19 @@ def group_of(view: str, row: dict[str, str]) -> str:
         return row.get("con", "") or cond.split("@")[0]
     if view == "aec-real":
         return "doubletalk" if "doubletalk" in cond else "farend-singletalk" if "farend" in cond else "other"
-    tokens = [t.split(":")[0] for t in cond.split("+")]
-    fams = sorted({FAMILY_OF.get(re.sub(r"[^a-z]", "", t), t) for t in tokens})
+    fams = sorted(families_of(cond)) or ["clean"]
     return fams[0] if len(fams) == 1 else "mixed"
+
+
+def families_of(condition: str) -> set[str]:
+    """The impairment families of a simulated condition (``kind:params+kind:params``).
+
+    Parameters may hold ``+`` themselves (``overload:g711-alaw+18dB``, ``echo:44ms@-8dB+res``),
+    so only fragments with a ``kind:`` prefix name a kind; clean and real rows have none."""
+    if not condition or condition == "clean" or condition.startswith("real:"):
+        return set()
+    kinds = (re.sub(r"[^a-z]", "", t.split(":")[0]) for t in condition.split("+") if ":" in t)
+    return {FAMILY_OF.get(k, k) for k in kinds}
 
 
 def read_view(manifest: Path, view: str, max_rows: int = 0) -> list[dict[str, str]]:
