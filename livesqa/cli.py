@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the numbers as JSON")
     p.add_argument("--all-cores", action="store_true",
                    help="do not pin the process to one CPU core (default: pinned, as deployed)")
+    p.add_argument("--streaming", metavar="MODEL",
+                   help="a streaming model: time it side by side with --model (windowed), "
+                        "interleaved, batched across streams")
     _add_model_options(p)
 
     p = sub.add_parser("inspect", help="print a model's spec (from its ONNX metadata)")

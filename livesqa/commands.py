@@ -435,12 +435,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     model = find_model(args.model)
     if not args.all_cores and args.cpu is None:
         affinity.pin()  # one core, as deployed (main() already pinned an explicit --cpu)
-    if args.pipeline:
-        report = bench.bench_pipeline(model, config, minutes=args.minutes,
-                                      live_s=args.live_seconds)
+    if args.streaming:
+        from livesqa import streambench
+
+        streaming = find_model(args.streaming)
+        report = streambench.compare(model, streaming, rounds=args.windows)
+        print(streambench.format_compare(report))
     else:
-        report = bench.bench_model(model, config, windows=args.windows)
-    print(bench.format_report(report))
+        if args.pipeline:
+            report = bench.bench_pipeline(model, config, minutes=args.minutes,
+                                          live_s=args.live_seconds)
+        else:
+            report = bench.bench_model(model, config, windows=args.windows)
+        print(bench.format_report(report))
     if args.json_out:
         try:
             bench.write_json(report, Path(args.json_out))

@@ -24,6 +24,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "lofo": ("train.lofo", "leave-one-family-out fine-tunes: which impairment families transfer"),
     "agreement": ("train.agreement", "label-free teacher-student agreement on real-chain, real and simulated audio"),
     "export": ("train.export", "export to ONNX with the livesqa spec, with parity check"),
+    "export-streaming": ("train.export_streaming", "export a chunk-streaming model to state-in/state-out ONNX, with parity check"),
     "sanity": ("train.sanity", "monotonicity checks of a model on synthetic degradations"),
     "bench": ("train.bench", "speed of exported models side by side (one thread)"),
     "card": ("train.model_card", "write the model card beside an exported model"),

@@ -1,0 +1,152 @@
+"""Streaming ONNX (train/export_streaming.py) and its runtime (livesqa/streaming.py): ORT equals
+torch chunk by chunk, a gap resets a stream, and batching streams changes no score."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from livesqa.errors import ModelSpecError
+from livesqa.scoring import OnnxScorer
+from livesqa.spec import DIMENSIONS, read_spec
+from livesqa.streaming import StreamingScorer, model_kind
+from tests.train.test_streaming import model_with_level, streaming_cfg
+from train import export_streaming
+from train.streaming import StreamingStep, chunked_forward
+
+K = 5  # 0.2 s chunks keep the test fast; the layout is the same at 25
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    model = model_with_level(streaming_cfg(chunk_frames=K))
+    step = StreamingStep(model, K)
+    out = tmp_path_factory.mktemp("stream") / "s.onnx"
+    args = export_streaming.parse_args(["--random-init", "x", "--out", str(out)])
+    spec = export_streaming.build_spec(args, step, model.cfg, {"stage": "quality"}, model.n_params())
+    export_streaming.export_streaming_onnx(step, out, spec)
+    return out, model
+
+
+def audio(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = 0.1 * rng.standard_normal(n) * np.linspace(0.05, 1.0, n)
+    return x.astype(np.float32)
+
+
+def test_onnx_equals_torch_streaming(exported: tuple[Path, object]) -> None:
+    path, model = exported
+    step = StreamingStep(model, K)  # type: ignore[arg-type]
+    assert export_streaming.check_parity(step, path, n_chunks=6) < 1e-4
+    spec = read_spec(path)
+    assert model_kind(spec) == "streaming"
+    assert spec.hop_samples == step.chunk_samples and spec.window_samples == 640 * (K + 15)
+
+
+def test_runtime_scores_equal_masked_full_forward(exported: tuple[Path, object]) -> None:
+    path, model = exported
+    scorer = StreamingScorer.load(path)
+    n_chunks = 7
+    x = audio(scorer.layout.tail_samples + n_chunks * scorer.layout.chunk_samples + 500, 3)
+    got = []
+    for a in range(0, x.size, 320):  # 20 ms pushes, as WebRTC frames arrive
+        scorer.push("a", x[a : a + 320])
+        got += [r for r in scorer.run_due().values()]
+    assert len(got) == n_chunks
+    assert [r.end_sample for r in got] == [
+        scorer.layout.tail_samples + (c + 1) * scorer.layout.chunk_samples for c in range(n_chunks)
+    ]
+    with torch.no_grad():
+        ref = chunked_forward(model, torch.from_numpy(x)[None], K)[0].numpy()  # type: ignore[arg-type]
+    assert read_spec(path).output_names == DIMENSIONS  # so no reordering between the two
+    assert np.allclose(np.stack([r.scores for r in got]), ref, atol=1e-4)
+
+
+def test_gap_resets_the_stream(exported: tuple[Path, object]) -> None:
+    path, _ = exported
+    scorer = StreamingScorer.load(path)
+    fresh = StreamingScorer.load(path)
+    lay = scorer.layout
+    before, after = audio(lay.tail_samples + 3 * lay.chunk_samples, 4), audio(
+        lay.tail_samples + 4 * lay.chunk_samples, 5)
+    scorer.push("s", before, start_sample=0)
+    scorer.run_due(), scorer.run_due(), scorer.run_due()
+    scorer.push("s", np.zeros(0, np.float32), start_sample=before.size)  # in order: no reset
+    assert scorer.resets("s") == 0
+    gap_at = before.size + 16000  # one second of audio lost
+    scorer.push("s", after, start_sample=gap_at)
+    fresh.push("s", after)
+    assert scorer.resets("s") == 1 and fresh.resets("s") == 0
+    for _ in range(4):
+        a, b = scorer.run_due()["s"], fresh.run_due()["s"]
+        assert np.allclose(a.scores, b.scores, atol=1e-6)
+        assert a.end_sample == gap_at + (b.end_sample)
+
+
+def test_batching_streams_equals_one_by_one(exported: tuple[Path, object]) -> None:
+    path, _ = exported
+    batched, single = StreamingScorer.load(path, max_batch=3), StreamingScorer.load(path)
+    lay = batched.layout
+    streams = {i: audio(lay.tail_samples + 3 * lay.chunk_samples + 37 * i, 10 + i) for i in range(5)}
+    for i, x in streams.items():
+        batched.push(i, x)
+        single.push(i, x)
+    for _ in range(3):
+        due = batched.due()
+        assert sorted(due) == list(range(5))
+        calls = batched.calls
+        together = batched.run(due)
+        assert batched.calls == calls + 2  # 5 streams at max_batch 3: two ORT calls
+        for i in due:
+            alone = single.run([i])[i]
+            assert np.allclose(together[i].scores, alone.scores, atol=1e-5)
+            assert together[i].end_sample == alone.end_sample
+    assert batched.due() == []
+    with pytest.raises(ValueError, match="no whole chunk"):
+        batched.run([0])
+
+
+def test_windowed_runtime_refuses_a_streaming_model(exported: tuple[Path, object]) -> None:
+    path, _ = exported
+    with pytest.raises(ModelSpecError, match="besides 'audio'"):
+        OnnxScorer.load(path)
+
+
+@pytest.fixture(scope="module")
+def windowed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from train.config import EncoderConfig, HeadConfig, ModelConfig
+    from train.export import build_spec, export_onnx, parse_args
+    from train.model import QualityModel
+
+    cfg = ModelConfig(encoder=EncoderConfig(n_layers=1, d_model=16, n_heads=2, conv_kernel=3),
+                      head=HeadConfig(pool_hidden=8))
+    out = tmp_path_factory.mktemp("win") / "w.onnx"
+    spec = build_spec(parse_args(["--random-init", "x", "--out", str(out)]), cfg, {"stage": "random"}, 1)
+    return export_onnx(QualityModel(cfg).eval(), out, spec)
+
+
+def test_streaming_runtime_refuses_a_windowed_model(windowed: Path) -> None:
+    assert model_kind(read_spec(windowed)) == "windowed"
+    with pytest.raises(ModelSpecError, match="windowed, not streaming"):
+        StreamingScorer.load(windowed)
+
+
+def test_bench_cli_side_by_side(exported: tuple[Path, object], windowed: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    from livesqa.cli import main
+
+    path, _ = exported
+    assert main(["bench", "--all-cores", "--windows", "2", "--model", str(windowed),
+                 "--streaming", str(path)]) == 0
+    out = capsys.readouterr().out
+    for case in ("windowed b=1", "windowed b=8", "streaming b=1", "streaming b=8", "streaming b=32"):
+        assert case in out
+    assert "load average" in out and "MB per stream" in out
+    # a windowed file passed as --streaming: one line, no traceback
+    assert main(["bench", "--all-cores", "--windows", "2", "--model", str(windowed),
+                 "--streaming", str(windowed)]) != 0
+    err = capsys.readouterr().err
+    assert "windowed, not streaming" in err and "Traceback" not in err

@@ -1,0 +1,176 @@
+"""`python -m train export-streaming`: a streaming checkpoint -> chunk-in, state-in ONNX, checked.
+
+The graph is ``(audio [batch, chunk_samples], *state) -> (scores [batch, 5], *next_state)``
+(``train.streaming.StreamingStep``). The state layout goes into the spec's ``extra``
+(``kind = "streaming"``, ``streaming`` = JSON: chunk and tail sizes, and per state tensor its
+input name, output name and shape after the batch axis; every state starts at zero except
+``tail``, which holds the stream's first ``tail_samples`` samples). A windowed runtime refuses
+the file (inputs besides ``audio``); ``livesqa.streaming`` runs it.
+
+After writing, ORT (one thread) is checked against torch over several chunks with the state
+carried, for a batch of two streams. ``--random-init CONFIG`` exports untrained weights for
+speed measurement only (the spec says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from livesqa.errors import ConfigError
+from livesqa.spec import DIMENSIONS, INPUT_NAME, OUTPUT_NAME, ModelSpec, read_spec
+from train.checkpoint import load_model
+from train.config import ModelConfig, load_toml
+from train.export import DEFAULT_OPSET, write_metadata
+from train.model import QualityModel
+from train.streaming import StreamingStep
+
+KIND = "streaming"
+NEXT_PREFIX = "next_"
+
+
+def layout(step: StreamingStep) -> dict[str, Any]:
+    """The ``streaming`` JSON of the spec: what the runtime needs to keep one state per stream."""
+    return {
+        "chunk_samples": step.chunk_samples,
+        "tail_samples": step.tail,
+        "chunk_frames": step.k,
+        "left_frames": step.left,
+        "states": [
+            {"name": s.name, "output": NEXT_PREFIX + s.name, "shape": list(s.shape)}
+            for s in step.states
+        ],
+    }
+
+
+def export_streaming_onnx(
+    step: StreamingStep, out_path: str | Path, spec: ModelSpec, opset: int = DEFAULT_OPSET
+) -> Path:
+    import onnx
+
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    names = [s.name for s in step.states]
+    inputs = (torch.zeros(1, step.chunk_samples), *step.init_state(1))
+    outputs = [OUTPUT_NAME] + [NEXT_PREFIX + n for n in names]
+    axes = {n: {0: "batch"} for n in [INPUT_NAME, *names, *outputs]}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            step.eval(), inputs, str(out), dynamo=False, input_names=[INPUT_NAME, *names],
+            output_names=outputs, dynamic_axes=axes, opset_version=opset, do_constant_folding=True,
+        )
+    write_metadata(out, spec)
+    onnx.checker.check_model(str(out))
+    return out
+
+
+def check_parity(step: StreamingStep, path: Path, n_chunks: int = 6, seed: int = 0) -> float:
+    """Max |torch - ORT| over ``n_chunks`` consecutive chunks of two streams, state carried."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    g = torch.Generator().manual_seed(seed)
+    wav = 0.1 * torch.randn(2, step.tail + n_chunks * step.chunk_samples, generator=g)
+    wav[1] *= torch.linspace(0.05, 1.0, wav.shape[1])
+    names = [s.name for s in step.states]
+    state_t = step.init_state(2)
+    state_t[0] = wav[:, : step.tail].clone()
+    state_o = {n: s.numpy().copy() for n, s in zip(names, state_t)}
+    worst = 0.0
+    for c in range(n_chunks):
+        a = step.tail + c * step.chunk_samples
+        chunk = wav[:, a : a + step.chunk_samples]
+        with torch.no_grad():
+            ref, *state_t = step(chunk, *state_t)
+        got = session.run(None, {INPUT_NAME: chunk.numpy(), **state_o})
+        state_o = dict(zip(names, got[1:]))
+        worst = max(worst, float(np.max(np.abs(got[0] - ref.numpy()))))
+    return worst
+
+
+def build_spec(args: argparse.Namespace, step: StreamingStep, cfg: ModelConfig,
+               ckpt: dict[str, Any], n_params: int) -> ModelSpec:
+    sr = cfg.frontend.sample_rate_hz
+    random = ckpt.get("stage") == "random"
+    name = args.name or Path(args.out).stem
+    extra_in = dict(ckpt.get("extra", {}))
+    return ModelSpec(
+        name=name + ("-random-untrained" if random and "random" not in name else ""),
+        version=args.version,
+        sample_rate_hz=sr,
+        window_samples=(step.k + step.left) * 4 * cfg.frontend.hop_samples,
+        hop_samples=step.chunk_samples,
+        output_names=DIMENSIONS,
+        score_min=cfg.head.score_min,
+        score_max=cfg.head.score_max,
+        licence=args.licence or str(extra_in.get("licence", "unknown")),
+        training_data=str(extra_in.get("training_data", "unknown")),
+        description=(
+            "UNTRAINED random weights: for speed comparison only, scores are meaningless"
+            if random
+            else f"chunk-streaming Conformer {cfg.encoder.n_layers}x{cfg.encoder.d_model} quality model"
+        ),
+        extra={
+            "kind": KIND,
+            "streaming": json.dumps(layout(step), sort_keys=True),
+            "checkpoint_stage": str(ckpt.get("stage", "")),
+            "n_params": str(n_params),
+            "model_config": json.dumps(cfg.to_dict(), sort_keys=True),
+        },
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m train export-streaming",
+                                description=__doc__.split("\n")[0])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="quality checkpoint of a streaming model")
+    src.add_argument("--random-init", metavar="CONFIG", help="training TOML: untrained weights (speed only)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   help="override for --random-init (e.g. model.streaming.enabled=true)")
+    p.add_argument("--out", required=True, help="output .onnx path")
+    p.add_argument("--chunk-frames", type=int, default=0,
+                   help="40 ms frames per chunk (default: the model's streaming.chunk_frames)")
+    p.add_argument("--name", default="")
+    p.add_argument("--version", default="0.1.0")
+    p.add_argument("--licence", default="")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    p.add_argument("--tolerance", type=float, default=1e-3, help="max |torch - ORT| allowed")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.manual_seed(0)
+    if args.checkpoint:
+        model, cfg, ckpt = load_model(args.checkpoint)
+        if ckpt.get("stage") != "quality":
+            raise ConfigError(f"{args.checkpoint}: stage {ckpt.get('stage')!r}, want 'quality'")
+    else:
+        cfg = ModelConfig.from_dict(load_toml(args.random_init, args.overrides).get("model", {}))
+        model, ckpt = QualityModel(cfg).eval(), {"stage": "random", "extra": {}}
+    if not cfg.streaming.enabled:
+        raise ConfigError("not a streaming model (model.streaming.enabled=false): use `export`")
+    try:
+        step = StreamingStep(model, args.chunk_frames or None)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    spec = build_spec(args, step, cfg, ckpt, model.n_params())
+    out = export_streaming_onnx(step, args.out, spec, args.opset)
+    read_spec(out)
+    worst = check_parity(step, out)
+    ok = worst <= args.tolerance and math.isfinite(worst)
+    print(f"{out}: streaming parity max |torch - ORT| = {worst:.2e} over 6 chunks x 2 streams "
+          f"(tolerance {args.tolerance:g}) {'OK' if ok else 'FAIL'}")
+    return 0 if ok else 1
