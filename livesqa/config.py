@@ -40,6 +40,7 @@ LIMITS: dict[str, tuple[float, float, str]] = {
     "gate.floor_percentile": (0.0, 100.0, ""),
     "gate.min_speech_ratio": (0.0, 1.0, ""),
     "gate.speech_threshold": (0.0, 1.0, ""),
+    "gate.silero_stride": (1, 2, ""),
 }
 
 

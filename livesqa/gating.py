@@ -67,6 +67,7 @@ class GateConfig:
     hysteresis_db: float = 4.0
     floor_percentile: float = 10.0
     min_speech_ratio: float | None = None  # None: 0.1 for silero, 0.2 for energy
+    silero_stride: int = 1  # silero: run every n-th 32 ms frame, the others hold (vad.py)
 
     @property
     def ratio_needed(self) -> float:
@@ -86,6 +87,8 @@ class GateConfig:
             raise ConfigError(f"gate.min_speech_ratio {self.min_speech_ratio} outside 0..1")
         if self.hysteresis_db < 0 or self.on_margin_db < 0:
             raise ConfigError("gate.hysteresis_db and gate.on_margin_db must be >= 0")
+        if self.silero_stride not in (1, 2):
+            raise ConfigError(f"gate.silero_stride {self.silero_stride}: 1 or 2")
         if not 0.0 <= self.floor_percentile <= 100.0:
             raise ConfigError(f"gate.floor_percentile {self.floor_percentile} outside 0..100")
 
@@ -195,7 +198,7 @@ class StreamGate:
         if config.detector == "silero":
             from livesqa.vad import StreamVad
 
-            self._vad = StreamVad(sample_rate_hz=sample_rate_hz)
+            self._vad = StreamVad(sample_rate_hz=sample_rate_hz, stride=config.silero_stride)
 
     def activity(self, start_sample: int, samples: FloatArray) -> np.ndarray:
         """Which frames of the window are active speech (32 ms Silero or ``frame_ms`` energy frames)."""

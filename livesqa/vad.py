@@ -11,7 +11,10 @@ with the previous frame's last 64 samples, plus the LSTM state, in one call); th
 and its MIT licence are bundled under ``livesqa/assets/silero/``, so the runtime still
 needs only numpy and onnxruntime.
 
-Cost and chunking: each stream has one :class:`StreamVad`. Frames sit on the stream's
+Cost and chunking: each stream has one :class:`StreamVad`. With ``stride`` 2
+(``gate.silero_stride``) only the frames with even ``k`` are run, the LSTM state carried
+across the skipped frame, and each odd frame holds the previous frame's probability: half
+the cost (``results/vad/explore.md`` measures what it does to detection). Frames sit on the stream's
 sample clock (frame ``k`` covers ``[origin + 512 k, origin + 512 (k + 1))``) and each is
 run once, when the first window that contains it is analysed; the LSTM state carries from
 frame to frame. So a window's frame probabilities depend only on the stream's samples
@@ -73,6 +76,7 @@ class _State:
     h: np.ndarray
     c: np.ndarray
     context: np.ndarray  # the CONTEXT samples before next_sample
+    held: float | None = None  # the last frame run's probability (stride > 1)
 
 
 class StreamVad:
@@ -84,12 +88,15 @@ class StreamVad:
     on the grid, which is again a function of the samples only.
     """
 
-    def __init__(self, session: SileroSession | None = None, sample_rate_hz: int = SAMPLE_RATE_HZ
-                 ) -> None:
+    def __init__(self, session: SileroSession | None = None, sample_rate_hz: int = SAMPLE_RATE_HZ,
+                 stride: int = 1) -> None:
         if sample_rate_hz != SAMPLE_RATE_HZ:
             raise ConfigError(f"the Silero VAD needs {SAMPLE_RATE_HZ} Hz audio, "
                               f"the model runs at {sample_rate_hz} Hz (use gate.detector='energy')")
+        if stride < 1:
+            raise ConfigError(f"gate.silero_stride {stride}: must be at least 1")
         self.session = session or SileroSession.shared()
+        self.stride = stride
         self._origin: int | None = None
         self._state: _State | None = None
         self._probs: deque[tuple[int, float]] = deque()  # (frame start sample, probability)
@@ -117,10 +124,26 @@ class StreamVad:
             frames[0, :CONTEXT] = state.context
             if n_new > 1:
                 frames[1:, :CONTEXT] = frames[:-1, -CONTEXT:]
-            probs, h, c = self.session.run(frames, state.h, state.c)
+            if self.stride == 1:
+                probs, h, c = self.session.run(frames, state.h, state.c)
+                held = None
+            else:  # run frames k = 0, stride, 2 stride, ... of the grid; the others hold
+                first_k = (state.next_sample - self._origin) // FRAME
+                run = (first_k + np.arange(n_new)) % self.stride == 0
+                if state.held is None:
+                    run[0] = True  # a fresh start has no probability to hold
+                h, c = state.h, state.c
+                ran = np.zeros(0, np.float32)
+                if run.any():
+                    ran, h, c = self.session.run(frames[run], state.h, state.c)
+                pick = np.cumsum(run) - 1
+                probs = np.where(pick >= 0, ran[np.maximum(pick, 0)] if ran.size else 0.0,
+                                 state.held if state.held is not None else 0.0)
+                held = float(probs[-1])
             for k in range(n_new):
                 self._probs.append((state.next_sample + k * FRAME, float(probs[k])))
-            state = _State(state.next_sample + n_new * FRAME, h, c, frames[-1, -CONTEXT:].copy())
+            state = _State(state.next_sample + n_new * FRAME, h, c, frames[-1, -CONTEXT:].copy(),
+                           held)
         self._state = state
         while self._probs and self._probs[0][0] < start_sample:
             self._probs.popleft()

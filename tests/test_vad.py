@@ -49,11 +49,12 @@ def test_signals_without_a_talker_are_no_speech(name):
     assert not result.is_speech and result.speech_ratio < 0.1
 
 
-def test_frame_probabilities_do_not_depend_on_the_hop():
+@pytest.mark.parametrize("stride", [1, 2])
+def test_frame_probabilities_do_not_depend_on_the_hop(stride):
     x = np.concatenate([speech(6.0), _noise(3 * SR, -40.0)])
     per_frame: list[dict[int, float]] = []
     for hop in (SR, 4000, 3 * SR):
-        vad = StreamVad()
+        vad = StreamVad(stride=stride)
         seen: dict[int, float] = {}
         for start, w in _windows(x, 4 * SR, hop):
             probs = vad.window_probs(start, w)
@@ -66,6 +67,62 @@ def test_frame_probabilities_do_not_depend_on_the_hop():
     for a in per_frame[1:]:
         np.testing.assert_allclose([a[k] for k in common], [per_frame[0][k] for k in common],
                                    atol=1e-5)
+
+
+def test_stride_2_runs_the_even_frames_and_holds_them_for_the_odd_ones():
+    """Every other frame run, the LSTM state carried across the skipped one: half the calls' frames."""
+    from livesqa.vad import CONTEXT, SileroSession
+
+    x = np.concatenate([speech(5.0), _noise(3 * SR, -30.0)]).astype(np.float32)
+    n = x.size // FRAME
+    frames = np.zeros((n, CONTEXT + FRAME), np.float32)
+    frames[:, CONTEXT:] = x[: n * FRAME].reshape(n, FRAME)
+    frames[1:, :CONTEXT] = frames[:-1, -CONTEXT:]
+    z = np.zeros((1, 1, 128), np.float32)
+    even, _, _ = SileroSession.shared().run(frames[::2], z, z.copy())
+    expected = np.repeat(even, 2)[:n]
+
+    class Counting(SileroSession):
+        def __init__(self) -> None:
+            self.session = SileroSession.shared().session
+            self.frames_run = 0
+
+        def run(self, f, h, c):
+            self.frames_run += f.shape[0]
+            return super().run(f, h, c)
+
+    counting = Counting()
+    vad = StreamVad(session=counting, stride=2)
+    got: dict[int, float] = {}
+    for start, w in _windows(x, 4 * SR, SR):
+        first = -(-start // FRAME)
+        for k, p in enumerate(vad.window_probs(start, w)):
+            got.setdefault(first + k, float(p))
+    ks = sorted(got)
+    np.testing.assert_allclose([got[k] for k in ks], expected[ks], atol=1e-5)
+    assert counting.frames_run == (max(ks) + 2) // 2  # only the even frames were run
+    assert not np.allclose(expected[::2][1:], expected[::2][:-1])  # not a constant
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_gate_decisions_do_not_depend_on_the_chunk_size(stride):
+    """The runtime path: chunks of any size -> Windower -> StreamGate, the same verdicts."""
+    from livesqa.types import AudioChunk
+    from livesqa.windowing import Windower
+
+    x = np.concatenate([_noise(3 * SR, -40.0), speech(5.0) + _noise(5 * SR, -33.0, seed=1),
+                        _noise(4 * SR, -40.0, seed=2)]).astype(np.float32)
+    verdicts = []
+    for chunk in (320, 4000, 12345, x.size):
+        win, gate = Windower(4 * SR, SR), StreamGate(GateConfig(silero_stride=stride), SR)
+        out = []
+        for i in range(0, x.size, chunk):
+            for w in win.push(AudioChunk(i, x[i: i + chunk])):
+                a = gate.analyze(w.start_sample, w.samples)
+                out.append((w.start_sample, a.is_speech, round(a.speech_ratio, 6)))
+        verdicts.append(out)
+    assert len(verdicts[0]) >= 8 and {v[1] for v in verdicts[0]} == {True, False}
+    assert all(v == verdicts[0] for v in verdicts[1:])
 
 
 def test_a_window_gets_the_frames_that_lie_inside_it():
@@ -95,3 +152,5 @@ def test_bad_gate_settings_are_clear_errors():
         StreamGate(GateConfig(), 8000)
     assert GateConfig().ratio_needed == 0.1 and GateConfig(detector="energy").ratio_needed == 0.2
     assert GateConfig(min_speech_ratio=0.3).ratio_needed == 0.3
+    with pytest.raises(ConfigError, match="silero_stride"):
+        GateConfig(silero_stride=3)
