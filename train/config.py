@@ -273,6 +273,8 @@ class StreamingConfig:
     dynamic_chunks: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.left_frames < 1:
+            raise ValueError(f"left_frames {self.left_frames} must be positive (a window > a chunk)")
         for k in (self.chunk_frames, *self.dynamic_chunks):
             if k < 1 or self.left_frames % k:
                 raise ValueError(

@@ -140,6 +140,7 @@ def test_windowed_forward_unchanged_by_causal_option_off() -> None:
         {"encoder": {"n_layers": 2, "d_model": 32, "n_heads": 4, "positions": "chunk"}},
         {"encoder": {"n_layers": 2, "d_model": 32, "n_heads": 4, "positions": "relative"}},
         {"streaming": {"chunk_frames": 7}},  # does not divide left_frames 75
+        {"streaming": {"left_frames": 0}},  # no window beyond the chunk
     ],
 )
 def test_bad_streaming_configs_are_config_errors(override: dict) -> None:
