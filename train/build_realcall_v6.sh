@@ -5,7 +5,11 @@
 #   data : corpus cache/sim6 (v3 real-call catalogue + v2 catalogue + real AEC windows), labelled
 #          by NISQA v2 and DistillMOS in two processes that follow the simulator
 #   train: ft-v6-mix from 0.4.0, its snapshot average and the declared soup with 0.4.0
-#   eval : every candidate and peer on the four human-rated views, the selection, sanity checks
+#   eval : every candidate and peer on the four human-rated views, the selection
+#   ablation: the same run with MOS = NISQA v2 alone (ft-v6-nisqa), evaluated and selected again
+#   ship : the winner of results/v6/selection.md exported as exported/livesqa-small.onnx 0.5.0,
+#          its sanity checks, label-free agreement, speed bench, card and the sample call's scores
+#   lofo : leave-one-family-out short fine-tunes (results/lofo/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${1:-all}
@@ -45,13 +49,58 @@ train() {
   python -m train average --run runs/ft-v6-mix --last 4 --out runs/ft-v6-mix-avg/best.pt
   python -m train average --checkpoints runs/v040/best.pt runs/ft-v6-mix-avg/best.pt --out runs/soup-v040-v6/best.pt
 }
+ablation() {  # results/v6/SELECTION.md, addendum: the same run with MOS = NISQA v2 alone
+  python - <<'PY'
+import csv
+rows = list(csv.DictReader(open("cache/sim6/manifest.csv", newline="", encoding="utf-8")))
+for r in rows:
+    r["mos"] = r["nisqa_mos"]
+with open("cache/sim6/manifest-nisqa-mos.csv", "w", newline="", encoding="utf-8") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+PY
+  python -m train finetune --config "$CFG" --set finetune.run=ft-v6-nisqa \
+    --set finetune.manifest=cache/sim6/manifest-nisqa-mos.csv --set finetune.init=checkpoint \
+    --set finetune.init_checkpoint=runs/v040/best.pt --set finetune.schedule=cosine \
+    --set finetune.total_steps=2000 --set finetune.max_steps=2000 --set finetune.lr=5e-4 \
+    --set finetune.encoder_lr=2e-4 --set finetune.crop_s=0 --set finetune.max_minutes=170 \
+    --set finetune.val_minutes=8 --set finetune.val_max_clips=400 --set finetune.snapshots=true
+  python -m train average --run runs/ft-v6-nisqa --last 4 --out runs/ft-v6-nisqa-avg/best.pt
+  python -m train evaluate --config "$CFG" --set 'evaluate.models=["runs/v040/best.pt","runs/ft-v6-mix/best.pt","runs/ft-v6-mix/last.pt","runs/ft-v6-mix-avg/best.pt","runs/soup-v040-v6/best.pt","runs/ft-v6-nisqa/best.pt","runs/ft-v6-nisqa/last.pt","runs/ft-v6-nisqa-avg/best.pt"]'
+  python results/v6/select.py > results/v6/selection.md
+}
 evaluate() {
   python -m train evaluate --config "$CFG"                           # every row, four human-rated views
   python results/v6/select.py > results/v6/selection.md              # the rule fixed before the run
 }
+ship() {
+  BEST=$(sed -n 's/^winner: .* -> //p' results/v6/selection.md)
+  if [ -z "$BEST" ] || [ "$BEST" = runs/v040/best.pt ]; then echo "0.4.0 won the selection: nothing to ship" >&2; exit 1; fi
+  python -m train export --checkpoint "$BEST" --out exported/livesqa-small.onnx --name livesqa-small --version 0.5.0
+  python -m train sanity --config "$CFG" --model exported/livesqa-small.onnx --teacher-reference --strict
+  [ -f cache/realchain/manifest.csv ] || python -m train realchain
+  python -m train label --config "$CFG" --manifest cache/realchain/manifest.csv --teachers nisqa,distillmos \
+    --mos-combination mean --no-dnsmos
+  python -m train agreement --model cache/livesqa-small-0.4.0.onnx --model exported/livesqa-small.onnx \
+    --corpus cache/sim6/manifest.csv --sim-max 400                    # results/agreement/
+  python -m train export --random-init configs/train/paper.toml --out cache/paper-random.onnx --bench-runs 0
+  python -m train bench --models exported/livesqa-small.onnx cache/livesqa-small-0.4.0.onnx cache/paper-random.onnx \
+    --nisqa "${LIVESQA_DATA_ROOT:-../shared/data}/weights/nisqa/nisqa.tar" | tee results/bench/bench.md
+  { echo "# livesqa bench (model, one thread) — $(date -u +%FT%TZ), $(nproc) cores"; \
+    livesqa bench --model exported/livesqa-small.onnx --windows 200; } > results/bench/runtime.txt 2>&1
+  python -m train card --model exported/livesqa-small.onnx --asr-metrics runs/asr-small-v2/metrics.csv \
+    --asr-from-card exported/livesqa-small.card.json --probing results/probing-asr-small-v2 \
+    --recipe train/build_realcall_v6.sh
+  python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
+}
+lofo() {
+  python -m train lofo --config "$CFG" --corpus cache/sim6/manifest.csv --families loss,clipping,talker,echo \
+    --init runs/v040/best.pt --steps 200                              # results/lofo/
+}
 v040
 case $STAGE in
-  data) data ;; train) train ;; eval) evaluate ;;
-  all) data; train; evaluate ;;
-  *) echo "usage: bash train/build_realcall_v6.sh [data|train|eval|all] [CONFIG]" >&2; exit 2 ;;
+  data) data ;; train) train ;; eval) evaluate ;; ablation) ablation ;; ship) ship ;; lofo) lofo ;;
+  all) data; train; evaluate; ablation; ship; lofo ;;
+  *) echo "usage: bash train/build_realcall_v6.sh [data|train|eval|ablation|ship|lofo|all] [CONFIG]" >&2; exit 2 ;;
 esac

@@ -13,7 +13,10 @@ from pathlib import Path
 
 CANDIDATES = {"v040": "runs/v040/best.pt", "ft-v6-mix": "runs/ft-v6-mix/best.pt",
               "ft-v6-mix@last": "runs/ft-v6-mix/last.pt", "ft-v6-mix-avg": "runs/ft-v6-mix-avg/best.pt",
-              "soup-v040-v6": "runs/soup-v040-v6/best.pt"}
+              "soup-v040-v6": "runs/soup-v040-v6/best.pt",
+              # the addendum's ablation (MOS = NISQA alone), declared before it ran
+              "ft-v6-nisqa": "runs/ft-v6-nisqa/best.pt", "ft-v6-nisqa@last": "runs/ft-v6-nisqa/last.pt",
+              "ft-v6-nisqa-avg": "runs/ft-v6-nisqa-avg/best.pt"}
 
 
 def main() -> None:
