@@ -257,6 +257,7 @@ def score_files_in_processes(
     jobs = max(1, min(jobs, len(paths)))
     pool = ProcessPool(jobs, model_path, config)
     results: dict[int, RunResult] = {}
+    start_retried: set[int] = set()  # slots whose worker was killed while loading and restarted
     done_s = 0.0
     import threading
 
@@ -336,8 +337,12 @@ def score_files_in_processes(
                         if on_result is not None:
                             on_result(result)
                 elif not w.ready:
-                    raise LivesqaError(f"worker process {w.slot} failed to start "
-                                       f"(exit code {w.process.exitcode})")
+                    # killed by a signal while loading (the OOM killer, an operator): start it
+                    # again, once per slot; a worker that exits by itself cannot load the model
+                    code = w.process.exitcode
+                    if code is None or code >= 0 or w.slot in start_retried:
+                        raise LivesqaError(f"worker process {w.slot} failed to start (exit code {code})")
+                    start_retried.add(w.slot)
                 pool.replace(w)
             if on_progress is not None:
                 on_progress(done_s + sum(w.progress_s for w in pool.workers if w.job is not None))
