@@ -39,13 +39,16 @@ data() {
   python -m train simulate --config "$CFG" $SIM6 --set simulate.families=v2 --set simulate.signal_from_clip=0 --n-clips $N_ALL
   wait
 }
-train() {
-  python -m train finetune --config "$CFG" --set finetune.run=ft-v6-mix \
-    --set finetune.manifest=cache/sim6/manifest.csv --set finetune.init=checkpoint \
+finetune() {  # RUN MANIFEST: the recipe of both runs (results/v6/SELECTION.md): 0.4.0 + 2,000 cosine steps
+  python -m train finetune --config "$CFG" --set finetune.run="$1" \
+    --set finetune.manifest="$2" --set finetune.init=checkpoint \
     --set finetune.init_checkpoint=runs/v040/best.pt --set finetune.schedule=cosine \
     --set finetune.total_steps=2000 --set finetune.max_steps=2000 --set finetune.lr=5e-4 \
     --set finetune.encoder_lr=2e-4 --set finetune.crop_s=0 --set finetune.max_minutes=170 \
     --set finetune.val_minutes=8 --set finetune.val_max_clips=400 --set finetune.snapshots=true
+}
+train() {
+  finetune ft-v6-mix cache/sim6/manifest.csv
   python -m train average --run runs/ft-v6-mix --last 4 --out runs/ft-v6-mix-avg/best.pt
   python -m train average --checkpoints runs/v040/best.pt runs/ft-v6-mix-avg/best.pt --out runs/soup-v040-v6/best.pt
 }
@@ -60,12 +63,7 @@ with open("cache/sim6/manifest-nisqa-mos.csv", "w", newline="", encoding="utf-8"
     w.writeheader()
     w.writerows(rows)
 PY
-  python -m train finetune --config "$CFG" --set finetune.run=ft-v6-nisqa \
-    --set finetune.manifest=cache/sim6/manifest-nisqa-mos.csv --set finetune.init=checkpoint \
-    --set finetune.init_checkpoint=runs/v040/best.pt --set finetune.schedule=cosine \
-    --set finetune.total_steps=2000 --set finetune.max_steps=2000 --set finetune.lr=5e-4 \
-    --set finetune.encoder_lr=2e-4 --set finetune.crop_s=0 --set finetune.max_minutes=170 \
-    --set finetune.val_minutes=8 --set finetune.val_max_clips=400 --set finetune.snapshots=true
+  finetune ft-v6-nisqa cache/sim6/manifest-nisqa-mos.csv
   python -m train average --run runs/ft-v6-nisqa --last 4 --out runs/ft-v6-nisqa-avg/best.pt
   python -m train evaluate --config "$CFG" --set 'evaluate.models=["runs/v040/best.pt","runs/ft-v6-mix/best.pt","runs/ft-v6-mix/last.pt","runs/ft-v6-mix-avg/best.pt","runs/soup-v040-v6/best.pt","runs/ft-v6-nisqa/best.pt","runs/ft-v6-nisqa/last.pt","runs/ft-v6-nisqa-avg/best.pt"]'
   python results/v6/select.py > results/v6/selection.md

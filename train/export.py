@@ -211,18 +211,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def load_for_export(checkpoint: str | None, random_init: str | None,
+                    overrides: list[str]) -> tuple[QualityModel, ModelConfig, dict[str, Any]]:
+    """(model, config, checkpoint dict) from a quality checkpoint, or untrained from a TOML
+    (``--random-init``, for speed); shared by `export` and `export-streaming`."""
+    torch.manual_seed(0)
+    if checkpoint:
+        model, cfg, ckpt = load_model(checkpoint)
+        if ckpt.get("stage") != "quality":
+            raise ConfigError(f"{checkpoint}: stage {ckpt.get('stage')!r}, want a 'quality' checkpoint")
+        return model, cfg, ckpt
+    cfg = ModelConfig.from_dict(load_toml(random_init, overrides).get("model", {}))
+    return QualityModel(cfg).eval(), cfg, {"stage": "random", "extra": {}}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    torch.manual_seed(0)
-    if args.checkpoint:
-        model, cfg, ckpt = load_model(args.checkpoint)
-        if ckpt.get("stage") != "quality":
-            raise ConfigError(
-                f"{args.checkpoint}: stage {ckpt.get('stage')!r}, want a 'quality' checkpoint"
-            )
-    else:
-        cfg = ModelConfig.from_dict(load_toml(args.random_init, args.overrides).get("model", {}))
-        model, ckpt = QualityModel(cfg).eval(), {"stage": "random", "extra": {}}
+    model, cfg, ckpt = load_for_export(args.checkpoint, args.random_init, args.overrides)
     spec = build_spec(args, cfg, ckpt, model.n_params())
     out = export_onnx(model, args.out, spec, args.opset)
     read_spec(out)  # the runtime's own reader must accept it

@@ -26,10 +26,8 @@ import torch
 
 from livesqa.errors import ConfigError
 from livesqa.spec import DIMENSIONS, INPUT_NAME, OUTPUT_NAME, ModelSpec, read_spec
-from train.checkpoint import load_model
-from train.config import ModelConfig, load_toml
-from train.export import DEFAULT_OPSET, write_metadata
-from train.model import QualityModel
+from train.config import ModelConfig
+from train.export import DEFAULT_OPSET, load_for_export, write_metadata
 from train.streaming import StreamingStep
 
 KIND = "streaming"
@@ -152,14 +150,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    torch.manual_seed(0)
-    if args.checkpoint:
-        model, cfg, ckpt = load_model(args.checkpoint)
-        if ckpt.get("stage") != "quality":
-            raise ConfigError(f"{args.checkpoint}: stage {ckpt.get('stage')!r}, want 'quality'")
-    else:
-        cfg = ModelConfig.from_dict(load_toml(args.random_init, args.overrides).get("model", {}))
-        model, ckpt = QualityModel(cfg).eval(), {"stage": "random", "extra": {}}
+    model, cfg, ckpt = load_for_export(args.checkpoint, args.random_init, args.overrides)
     if not cfg.streaming.enabled:
         raise ConfigError("not a streaming model (model.streaming.enabled=false): use `export`")
     try:
