@@ -27,6 +27,7 @@ DistributedDataParallel and the same global batch (``train/distributed.py``).
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -40,7 +41,7 @@ from tqdm import tqdm
 from livesqa.errors import ConfigError
 from livesqa.spec import DIMENSIONS
 from train.checkpoint import init_encoder_from_asr, load_checkpoint, save_checkpoint
-from train.config import ModelConfig
+from train.config import ModelConfig, StreamingConfig
 from train.data import (
     QualityDataset,
     collate_quality,
@@ -113,6 +114,16 @@ class FinetuneConfig:
             raise ValueError("max_steps must be >= 0 (0 = no step limit)")
 
 
+def same_architecture(a: ModelConfig, b: ModelConfig) -> bool:
+    """Equal configs, or equal up to the streaming keys (causal conv, chunk positions,
+    ``[model.streaming]``): those change masks and padding, not one parameter's name or
+    shape, so a windowed model can warm-start its own streaming version (issue #18)."""
+    def windowed(c: ModelConfig) -> ModelConfig:
+        enc = dataclasses.replace(c.encoder, causal_conv=False, positions="absolute")
+        return dataclasses.replace(c, encoder=enc, streaming=StreamingConfig())
+    return a == b or windowed(a) == windowed(b)
+
+
 def run_name(cfg: FinetuneConfig, model_cfg: ModelConfig) -> str:
     return cfg.run or f"ft-{cfg.init}-{'la' if model_cfg.head.layer_attention else 'last'}"
 
@@ -177,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         run.log.info("encoder initialised from %s (%d tensors)", cfg.asr_checkpoint, n)
     elif cfg.init == "checkpoint" and not run.last.exists():
         warm = load_checkpoint(cfg.init_checkpoint)
-        if ModelConfig.from_dict(warm["model_config"]) != model_cfg:
+        if not same_architecture(ModelConfig.from_dict(warm["model_config"]), model_cfg):
             raise ConfigError(f"{cfg.init_checkpoint}: model config differs from this run's")
         model.load_state_dict(warm["state_dict"])
         if "loss_state" in warm.get("extra", {}):

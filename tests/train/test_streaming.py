@@ -152,3 +152,20 @@ def test_short_clip_is_a_clear_error() -> None:
     model = model_with_level(streaming_cfg())
     with pytest.raises(ValueError, match="shorter than one chunk"):
         chunked_forward(model, torch.zeros(1, 1000), 5)
+
+
+def test_a_windowed_checkpoint_warm_starts_its_streaming_version() -> None:
+    """finetune.init=checkpoint accepts a windowed model for a streaming run of the same
+    architecture (every parameter loads strictly), and still refuses a different one."""
+    import dataclasses
+
+    from train.finetune import same_architecture
+
+    stream = streaming_cfg()
+    windowed = dataclasses.replace(
+        stream, encoder=dataclasses.replace(stream.encoder, causal_conv=False, positions="absolute"),
+        streaming=StreamingConfig())
+    assert same_architecture(windowed, stream) and same_architecture(stream, windowed)
+    QualityModel(stream).load_state_dict(QualityModel(windowed).state_dict())  # strict
+    wider = dataclasses.replace(windowed, encoder=dataclasses.replace(windowed.encoder, d_model=windowed.encoder.d_model * 2))
+    assert not same_architecture(wider, stream)

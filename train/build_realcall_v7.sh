@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Session 9's third 0.5.0 attempt and first streaming model (results/v7/SELECTION.md); resumable.
+# Needs session 8's corpus (bash train/build_realcall_v6.sh data) and runs/v040 (its v040 step).
+# Usage: bash train/build_realcall_v7.sh [train|eval|ship|all] [CONFIG]
+#   train: manifest with MOS = 2/3 NISQA + 1/3 DistillMOS; ft-v7-w23 (windowed) and ft-v7-stream
+#          (chunk streaming) side by side, one thread each; snapshot averages and the declared soup
+#   eval : every candidate and peer on the four human-rated views, the selection
+#   ship : the winners exported (default model only when it is not 0.4.0; the streaming model
+#          as the opt-in exported/livesqa-small-stream.onnx), with sanity checks
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STAGE=${1:-all}
+CFG=${2:-configs/train/small.toml}
+mkdir -p cache runs logs
+STREAMING="--set model.encoder.causal_conv=true --set model.encoder.positions=\"chunk\" \
+  --set model.streaming.enabled=true --set model.streaming.dynamic_chunks=[5,15,25]"
+manifest() {  # MOS = 2/3 NISQA v2 + 1/3 DistillMOS (results/v7/teacher_weights.txt)
+  python - <<'PY'
+import csv
+rows = list(csv.DictReader(open("cache/sim6/manifest.csv", newline="", encoding="utf-8")))
+for r in rows:
+    r["mos"] = f"{2 / 3 * float(r['nisqa_mos']) + 1 / 3 * float(r['distillmos_mos']):.6f}"
+with open("cache/sim6/manifest-w23.csv", "w", newline="", encoding="utf-8") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+PY
+}
+finetune() {  # RUN MANIFEST [--set ...]: session 8's recipe, 0.4.0 + 2,000 cosine steps
+  local run=$1 manifest=$2; shift 2
+  python -m train finetune --config "$CFG" --set finetune.run="$run" \
+    --set finetune.manifest="$manifest" --set finetune.init=checkpoint \
+    --set finetune.init_checkpoint=runs/v040/best.pt --set finetune.schedule=cosine \
+    --set finetune.total_steps=2000 --set finetune.max_steps=2000 --set finetune.lr=5e-4 \
+    --set finetune.encoder_lr=2e-4 --set finetune.crop_s=0 --set finetune.max_minutes=170 \
+    --set finetune.val_minutes=8 --set finetune.val_max_clips=400 --set finetune.snapshots=true "$@"
+}
+train() {
+  [ -f cache/sim6/manifest-w23.csv ] || manifest
+  OMP_NUM_THREADS=1 finetune ft-v7-w23 cache/sim6/manifest-w23.csv > logs/ft-v7-w23.log 2>&1 &
+  OMP_NUM_THREADS=1 finetune ft-v7-stream cache/sim6/manifest-w23.csv $STREAMING > logs/ft-v7-stream.log 2>&1 &
+  wait
+  for R in ft-v7-w23 ft-v7-stream; do
+    python -m train average --run runs/$R --last 4 --out runs/$R-avg/best.pt
+  done
+  python -m train average --checkpoints runs/v040/best.pt runs/ft-v7-w23-avg/best.pt --out runs/soup-v040-v7/best.pt
+  python -m train average --checkpoints runs/v040/best.pt runs/ft-v6-nisqa-avg/best.pt --out runs/soup-v040-v6nisqa/best.pt
+}
+evaluate() {
+  python -m train evaluate --config "$CFG" --set 'evaluate.models=["runs/v040/best.pt","runs/ft-v7-w23/best.pt","runs/ft-v7-w23/last.pt","runs/ft-v7-w23-avg/best.pt","runs/soup-v040-v7/best.pt","runs/ft-v7-stream/best.pt","runs/ft-v7-stream/last.pt","runs/ft-v7-stream-avg/best.pt","runs/soup-v040-v6nisqa/best.pt"]' \
+    --set 'evaluate.datasets=["p835-wb","p835-fb","p835-nb","vmos24-t3"]' --set evaluate.out_dir=results/v7/eval
+  python results/v7/select.py --eval results/v7/eval/eval.csv > results/v7/selection.md
+}
+ship() {
+  BEST=$(sed -n 's/^winner: .* -> //p' results/v7/selection.md)
+  STREAM=$(sed -n 's/^streaming winner: .* -> //p' results/v7/selection.md)
+  python -m train export-streaming --checkpoint "$STREAM" --out exported/livesqa-small-stream.onnx --version 0.5.0-stream
+  if [ -z "$BEST" ] || [ "$BEST" = runs/v040/best.pt ]; then echo "0.4.0 won the selection: the default model stays" >&2; exit 1; fi
+  python -m train export --checkpoint "$BEST" --out exported/livesqa-small.onnx --name livesqa-small --version 0.5.0
+  python -m train sanity --config "$CFG" --model exported/livesqa-small.onnx --teacher-reference --strict
+}
+case $STAGE in
+  train) train ;; eval) evaluate ;; ship) ship ;;
+  all) train; evaluate; ship ;;
+  *) echo "usage: bash train/build_realcall_v7.sh [train|eval|ship|all] [CONFIG]" >&2; exit 2 ;;
+esac
