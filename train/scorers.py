@@ -55,9 +55,25 @@ class CheckpointScorer:
 
     def score(self, wav: np.ndarray, sample_rate_hz: int) -> np.ndarray:
         x = resample(wav, sample_rate_hz, self.sample_rate_hz)
+        batch = self._torch.from_numpy(np.ascontiguousarray(x, np.float32))[None].to(self.device)
         with self._torch.no_grad():
-            out = self.model(self._torch.from_numpy(np.ascontiguousarray(x, np.float32))[None].to(self.device))
+            if self.cfg.streaming.enabled:
+                return self._streaming_file_score(batch)
+            out = self.model(batch)
         return out[0].float().cpu().numpy().astype(np.float64)
+
+    def _streaming_file_score(self, batch: object) -> np.ndarray:
+        """A streaming model's file score: the mean of its scores after every chunk whose
+        window (chunk + left context, 4 s) is whole, as ``livesqa file`` averages the 4 s
+        windows of a windowed model; a file shorter than one window gets its last chunk's
+        score. Why: ``forward`` alone scores only a file's last 4 s."""
+        from train.streaming import chunked_forward
+
+        s = self.cfg.streaming
+        scores = chunked_forward(self.model, batch, s.chunk_frames)[0]  # [n_chunks, 5]
+        first_whole = s.left_frames // s.chunk_frames  # chunks before it see < a window
+        use = scores[first_whole:] if scores.shape[0] > first_whole else scores[-1:]
+        return use.mean(dim=0).float().cpu().numpy().astype(np.float64)
 
 
 class OnnxFileScorer:

@@ -1,6 +1,7 @@
 """Chunk streaming (train/streaming.py): step-by-step equals the masked full forward, the
 windowed model is untouched by the opt-in keys, and chunks never see the future."""
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -169,3 +170,26 @@ def test_a_windowed_checkpoint_warm_starts_its_streaming_version() -> None:
     QualityModel(stream).load_state_dict(QualityModel(windowed).state_dict())  # strict
     wider = dataclasses.replace(windowed, encoder=dataclasses.replace(windowed.encoder, d_model=windowed.encoder.d_model * 2))
     assert not same_architecture(wider, stream)
+
+
+def test_checkpoint_scorer_averages_a_streaming_models_whole_windows(tmp_path) -> None:
+    """evaluate's file score of a streaming model = mean of the chunk scores whose window is
+    whole (chunk index >= left/chunk), and the last chunk's score for a short file."""
+    from train.checkpoint import save_checkpoint
+    from train.scorers import CheckpointScorer
+    from train.streaming import chunked_forward
+
+    cfg = streaming_cfg(chunk_frames=5, left_frames=15)
+    model = model_with_level(cfg).eval()
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, model, cfg, stage="quality")
+    scorer = CheckpointScorer(path)
+    sr = cfg.frontend.sample_rate_hz
+    wav = torch.randn(1, tail_samples(model) + 7 * chunk_samples(model, 5)) * 0.1
+    with torch.no_grad():
+        per_chunk = chunked_forward(model, wav, 5)[0]
+    np.testing.assert_allclose(scorer.score(wav[0].numpy(), sr), per_chunk[3:].mean(0).numpy(), atol=1e-5)
+    short = wav[:, : tail_samples(model) + 2 * chunk_samples(model, 5)]
+    with torch.no_grad():
+        last = chunked_forward(model, short, 5)[0, -1]
+    np.testing.assert_allclose(scorer.score(short[0].numpy(), sr), last.numpy(), atol=1e-5)
