@@ -2,8 +2,8 @@
 # Session 9's third 0.5.0 attempt and first streaming model (results/v7/SELECTION.md); resumable.
 # Needs session 8's corpus (bash train/build_realcall_v6.sh data) and runs/v040 (its v040 step).
 # Usage: bash train/build_realcall_v7.sh [train|eval|ship|all] [CONFIG]
-#   train: manifest with MOS = 2/3 NISQA + 1/3 DistillMOS; ft-v7-w23 (windowed) and ft-v7-stream
-#          (chunk streaming) side by side, one thread each; snapshot averages and the declared soup
+#   train: manifest with MOS = 2/3 NISQA + 1/3 DistillMOS; ft-v7-w23 (windowed), then ft-v7-stream
+#          (chunk streaming, 1,200 steps); snapshot averages and the declared soup
 #   eval : every candidate and peer on the four human-rated views, the selection
 #   ship : the winners exported (default model only when it is not 0.4.0; the streaming model
 #          as the opt-in exported/livesqa-small-stream.onnx), with sanity checks
@@ -37,9 +37,10 @@ finetune() {  # RUN MANIFEST [--set ...]: session 8's recipe, 0.4.0 + 2,000 cosi
 }
 train() {
   [ -f cache/sim6/manifest-w23.csv ] || manifest
-  OMP_NUM_THREADS=1 finetune ft-v7-w23 cache/sim6/manifest-w23.csv > logs/ft-v7-w23.log 2>&1 &
-  OMP_NUM_THREADS=1 finetune ft-v7-stream cache/sim6/manifest-w23.csv $STREAMING > logs/ft-v7-stream.log 2>&1 &
-  wait
+  # one after the other: side by side on 2 vCPUs each ran ~4x slower (SELECTION.md, addendum)
+  finetune ft-v7-w23 cache/sim6/manifest-w23.csv >> logs/ft-v7-w23.log 2>&1
+  finetune ft-v7-stream cache/sim6/manifest-w23.csv $STREAMING \
+    --set finetune.total_steps=1200 --set finetune.max_steps=1200 >> logs/ft-v7-stream.log 2>&1
   for R in ft-v7-w23 ft-v7-stream; do
     python -m train average --run runs/$R --last 4 --out runs/$R-avg/best.pt
   done
