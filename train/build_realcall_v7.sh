@@ -53,12 +53,24 @@ evaluate() {
   python results/v7/select.py --eval results/v7/eval/eval.csv > results/v7/selection.md
 }
 ship() {
-  BEST=$(sed -n 's/^winner: .* -> //p' results/v7/selection.md)
-  STREAM=$(sed -n 's/^streaming winner: .* -> //p' results/v7/selection.md)
-  python -m train export-streaming --checkpoint "$STREAM" --out exported/livesqa-small-stream.onnx --version 0.5.0-stream
-  if [ -z "$BEST" ] || [ "$BEST" = runs/v040/best.pt ]; then echo "0.4.0 won the selection: the default model stays" >&2; exit 1; fi
-  python -m train export --checkpoint "$BEST" --out exported/livesqa-small.onnx --name livesqa-small --version 0.5.0
+  BEST=$(sed -n 's/^winner: \(.*\) -> .*/\1/p' results/v7/selection.md)
+  BEST_PT=$(sed -n 's/^winner: .* -> //p' results/v7/selection.md)
+  STREAM_PT=$(sed -n 's/^streaming winner: .* -> //p' results/v7/selection.md)
+  # the streaming model (opt-in): exported, and its rows against the default winner's, paired
+  python -m train export-streaming --checkpoint "$STREAM_PT" --out exported/livesqa-small-stream.onnx --version 0.5.0-stream
+  python -m train sanity --config "$CFG" --model "$STREAM_PT" --strict | tee results/v7/sanity-stream.txt
+  python results/eval/paired_bootstrap.py --reference "$BEST" "$BEST_PT" "$STREAM_PT" > results/v7/bootstrap_streaming.md
+  if [ "$BEST_PT" = runs/v040/best.pt ]; then echo "0.4.0 won the selection: the default model stays" >&2; exit 1; fi
+  python -m train export --checkpoint "$BEST_PT" --out exported/livesqa-small.onnx --name livesqa-small --version 0.5.0
   python -m train sanity --config "$CFG" --model exported/livesqa-small.onnx --teacher-reference --strict
+  python -m train agreement --model cache/livesqa-small-0.4.0.onnx --model exported/livesqa-small.onnx \
+    --corpus cache/sim6/manifest.csv --sim-max 400 --out-dir results/agreement-v7
+  python -m train bench --models exported/livesqa-small.onnx cache/livesqa-small-0.4.0.onnx \
+    --nisqa "${LIVESQA_DATA_ROOT:-../shared/data}/weights/nisqa/nisqa.tar" | tee results/bench/bench.md
+  python -m train card --model exported/livesqa-small.onnx --asr-metrics runs/asr-small-v2/metrics.csv \
+    --asr-from-card exported/livesqa-small.card.json --probing results/probing-asr-small-v2 \
+    --recipe train/build_realcall_v7.sh
+  python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
 }
 case $STAGE in
   train) train ;; eval) evaluate ;; ship) ship ;;
