@@ -31,7 +31,8 @@ from livesqa.pipeline import (
     run_source,
     score_file,
 )
-from livesqa.scoring import OnnxScorer, ScoringWorker
+from livesqa.scoring import OnnxScorer
+from livesqa.streammonitor import worker_for
 from livesqa.sinks.csv import CsvRows, CsvSink
 from livesqa.sinks.dashboard import Dashboard
 from livesqa.sinks.jsonl import JsonlSink
@@ -62,7 +63,10 @@ def check_duration(args: argparse.Namespace) -> None:
 
 
 def load_scorer(args: argparse.Namespace) -> OnnxScorer:
-    return OnnxScorer.load(find_model(getattr(args, "model", None)))
+    """The model's scorer: windowed, or streaming when its spec says so (``livesqa.streammonitor``)."""
+    from livesqa.streammonitor import load_any
+
+    return load_any(find_model(getattr(args, "model", None)))  # type: ignore[return-value]
 
 
 def open_sinks(args: argparse.Namespace, config: RuntimeConfig,
@@ -136,7 +140,7 @@ async def _run_live(source: Source, stream: StreamInfo, scorer: OnnxScorer, conf
                     sinks: list[Sink], headless: bool, duration_s: float | None,
                     console: Console) -> RunResult:
     stop = install_stop_on_sigint()
-    async with ScoringWorker(scorer) as worker:
+    async with worker_for(scorer) as worker:
         monitor = make_monitor(worker, stream, config, live=True, sinks=sinks)
         if headless:
             return await run_source(source, monitor, duration_s, stop)
@@ -243,7 +247,7 @@ async def _score_files(paths: list[Path], scorer: OnnxScorer, config: RuntimeCon
     """
     results: list[RunResult] = []
     stop = install_stop_on_sigint()
-    async with ScoringWorker(scorer) as worker:
+    async with worker_for(scorer) as worker:
         task = None
         if progress is not None:
             total = sum(_file_duration_s(p) for p in paths)
@@ -319,6 +323,9 @@ def cmd_file(args: argparse.Namespace) -> int:
     if resuming and getattr(args, "jobs", 1) != 1:
         raise LivesqaError("--resume runs with --jobs 1 (the default)")
     scorer = load_scorer(args)
+    if resuming and not isinstance(scorer, OnnxScorer):
+        raise LivesqaError("--resume needs a windowed model (a streaming model's state needs "
+                           "each file from its start: rerun without --resume)")
     sinks, jsonl = open_sinks(args, config, paths + [scorer.path])
     summary_file: CsvSummary | None = None
     output_errors: list[str] = []

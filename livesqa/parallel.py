@@ -32,7 +32,8 @@ from livesqa.aggregate import Aggregator
 from livesqa.config import RuntimeConfig
 from livesqa.errors import AudioInputError, LivesqaError
 from livesqa.pipeline import RunResult, score_file
-from livesqa.scoring import OnnxScorer, ScoringWorker
+from livesqa.scoring import OnnxScorer
+from livesqa.streammonitor import load_any, worker_for
 from livesqa.types import StreamInfo, WindowScores
 
 #: Seconds between progress messages from a worker (the bar needs no more).
@@ -88,7 +89,7 @@ def score_one(scorer: OnnxScorer, config: RuntimeConfig, path: Path,
             monitor.add_listener(listen)
 
     async def run() -> RunResult:
-        async with ScoringWorker(scorer) as worker:
+        async with worker_for(scorer) as worker:
             return await score_file(path, worker, config, [rows], False, None, hook)
 
     return asyncio.run(run()), rows.rows
@@ -113,7 +114,8 @@ def warm_up(scorer: OnnxScorer, config: RuntimeConfig) -> None:
         path = Path(tmp) / "warm.wav"
         sf.write(path, audio, spec.sample_rate_hz)
         score_one(scorer, config, path)
-    scorer.score(audio[np.newaxis, : spec.window_samples])  # the gate may have skipped it
+    if isinstance(scorer, OnnxScorer):  # a streaming model ran on every chunk, speech or not
+        scorer.score(audio[np.newaxis, : spec.window_samples])  # the gate may have skipped it
 
 
 # --- the worker process -------------------------------------------------------------------------
@@ -125,7 +127,7 @@ def _worker_main(conn: Connection, cpu: int | None, model_path: str, config: Run
     try:
         if cpu is not None and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {cpu})
-        scorer = OnnxScorer.load(model_path)
+        scorer = load_any(model_path)
         warm_up(scorer, config)
         conn.send(("ready", os.getpid()))
         while True:

@@ -26,7 +26,7 @@ from livesqa.scoring import ScoringWorker
 from livesqa.sources import Source
 from livesqa.sources.file import FileSource
 from livesqa.types import StreamInfo, WindowScores
-from livesqa.windowing import MIN_CLIP_S
+from livesqa.windowing import MIN_CLIP_S, Windower
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,11 @@ def make_monitor(
     worker: ScoringWorker, stream: StreamInfo, config: RuntimeConfig, live: bool,
     sinks: list[Sink] = (),  # type: ignore[assignment]
 ) -> StreamMonitor:
+    from livesqa.streammonitor import hop_for, make_stream_monitor
+
     spec = worker.spec
-    hop = config.hop_samples(spec.sample_rate_hz, spec.hop_samples)
-    monitor = StreamMonitor(
+    hop = hop_for(config, spec)  # a streaming model's hop is its chunk
+    monitor = make_stream_monitor(
         worker, stream, live=live, hop_samples=hop, gate=config.gate,
         max_pending=config.max_pending,
         history_windows=config.history_windows(hop / spec.sample_rate_hz),
@@ -110,10 +112,11 @@ async def run_source(
     received = monitor.windower.clock - monitor.windower.origin
     if received < monitor.windower.min_samples \
             and result.error is None and not result.interrupted and not monitor.live:
-        result.error = AudioInputError(too_short(monitor.stream.source,
-                                                 received / monitor.sample_rate_hz,
-                                                 monitor.windower.window_samples
-                                                 / monitor.sample_rate_hz))
+        explain = getattr(monitor.windower, "too_short", None)  # streaming: its own words
+        result.error = AudioInputError(
+            explain(monitor.stream.source, received / monitor.sample_rate_hz) if explain
+            else too_short(monitor.stream.source, received / monitor.sample_rate_hz,
+                           monitor.windower.window_samples / monitor.sample_rate_hz))
     if result.error is not None:
         monitor.aggregator.status = f"stopped: {result.error}"
     monitor.close()
@@ -160,6 +163,11 @@ async def score_file(
     """
     stream = StreamInfo(source=str(path), description=f"{'replay' if realtime else 'file'}: {path.name}")
     monitor = make_monitor(worker, stream, config, live=realtime, sinks=sinks)
+    if resume is not None and not isinstance(monitor.windower, Windower):
+        monitor.close()  # a streaming model's state needs the file from its start
+        return RunResult(stream, monitor.aggregator, error=LivesqaError(
+            f"{path}: --resume needs a windowed model (a streaming model's state needs the "
+            "whole file: rerun without --resume)"))
     if resume is not None:
         from livesqa.resume import SkipWindows
 

@@ -100,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
     scorer = load_scorer(args)  # validated here, with a clear error; scored in the child
     spec, model_path = scorer.spec, scorer.path
     del scorer
-    hop = config.hop_samples(spec.sample_rate_hz, spec.hop_samples)
+    from livesqa.streammonitor import hop_for
+
+    hop = hop_for(config, spec)  # a streaming model's hop is its chunk
     scoring = ScoringConfig(str(model_path), hop, config.gate, args.scoring_nice)
     pipeline = PipelineConfig(
         history_windows=config.history_windows(hop / spec.sample_rate_hz),

@@ -283,11 +283,11 @@ class _ChildStreams:
         self.hop = config.hop_samples or worker.spec.hop_samples
 
     def _new_monitor(self, key: str) -> Any:
-        from livesqa.monitor import StreamMonitor
+        from livesqa.streammonitor import make_stream_monitor
 
-        monitor = StreamMonitor(self.worker, self.infos[key], live=True,
-                                hop_samples=self.config.hop_samples, gate=self.config.gate,
-                                history_windows=1)
+        monitor = make_stream_monitor(self.worker, self.infos[key], live=True,
+                                      hop_samples=self.config.hop_samples, gate=self.config.gate,
+                                      max_pending=4, history_windows=1)
         monitor.add_listener(functools.partial(self._send_result, key))
         self.monitors[key] = monitor
         return monitor
@@ -339,15 +339,15 @@ class _ChildStreams:
 
 
 async def _child(fd: int, config: ScoringConfig) -> int:
-    from livesqa.scoring import OnnxScorer, ScoringWorker
+    from livesqa.streammonitor import load_any, worker_for
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it closes us
     if config.nice > 0:
         os.nice(config.nice)
     sock = socket.socket(fileno=fd)
     reader, writer = await asyncio.open_connection(sock=sock)
-    scorer = OnnxScorer.load(Path(config.model_path))
-    async with ScoringWorker(scorer, name="livesqa-scorer-child") as worker:
+    scorer = load_any(Path(config.model_path))  # windowed or streaming, as its spec says
+    async with worker_for(scorer, name="livesqa-scorer-child") as worker:
         streams = _ChildStreams(worker, config, writer)
         writer.write(encode(("ready",)))
         while True:
