@@ -32,13 +32,13 @@ from livesqa.pipeline import (
     score_file,
 )
 from livesqa.scoring import OnnxScorer
-from livesqa.streammonitor import worker_for
 from livesqa.sinks.csv import CsvRows, CsvSink
 from livesqa.sinks.dashboard import Dashboard
 from livesqa.sinks.jsonl import JsonlSink
 from livesqa.sinks.render import render_summary
 from livesqa.sources import Source
 from livesqa.spec import DIMENSIONS
+from livesqa.streammonitor import worker_for
 from livesqa.types import StreamInfo
 
 if TYPE_CHECKING:

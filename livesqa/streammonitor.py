@@ -130,7 +130,7 @@ class StreamingWorker(ScoringWorker):
             t0 = time.perf_counter()
             try:
                 self._score(batch)
-            except BaseException as e:  # keep the thread alive; the monitors get the error
+            except BaseException as e:  # noqa: BLE001 - keep the thread alive; monitors get it
                 self.error = e
             self.busy_s += time.perf_counter() - t0
             self.jobs_done += len(batch)
@@ -148,7 +148,7 @@ class StreamingWorker(ScoringWorker):
                 scorer.push(box, step.feed[-chunk:], start_sample=step.end_sample - chunk)
         try:
             results = scorer.run([box for box, _, _ in batch])
-        except BaseException as e:
+        except BaseException as e:  # noqa: BLE001 - onnxruntime raises unrelated types
             for box, _, _ in batch:
                 scorer.reset(box)
                 self._expect.pop(box, None)
@@ -241,7 +241,7 @@ class StreamingMonitor(StreamMonitor):
     # --- delivery (event loop) --------------------------------------------
     def _deliver_step(self, step: Step, scores: tuple[float, ...] | None, skipped: int,
                       compute_ms: float, context_start: int) -> None:
-        from datetime import datetime, timezone
+        from datetime import UTC, datetime
 
         now = time.perf_counter()
         info = step.analysis
@@ -251,7 +251,7 @@ class StreamingMonitor(StreamMonitor):
             index=step.index,
             start_s=max(step.start_sample, context_start) / sr,
             end_s=step.end_sample / sr,
-            wall_time=datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds"),
+            wall_time=datetime.now(UTC).astimezone().isoformat(timespec="milliseconds"),
             scores=scores,
             speech_ratio=info.speech_ratio,
             level_dbfs=info.level_dbfs,
