@@ -33,6 +33,7 @@ from livesqa.config import RuntimeConfig
 from livesqa.errors import AudioInputError, LivesqaError
 from livesqa.pipeline import RunResult, score_file
 from livesqa.scoring import OnnxScorer
+from livesqa.streaming import StreamingScorer
 from livesqa.streammonitor import load_any, worker_for
 from livesqa.types import StreamInfo, WindowScores
 
@@ -70,7 +71,7 @@ class RowCollector:
         pass
 
 
-def score_one(scorer: OnnxScorer, config: RuntimeConfig, path: Path,
+def score_one(scorer: OnnxScorer | StreamingScorer, config: RuntimeConfig, path: Path,
               on_progress: Callable[[float], None] | None = None,
               ) -> tuple[RunResult, list[WindowScores]]:
     """Score one file with the single-process code path; returns its result and its rows."""
@@ -95,7 +96,7 @@ def score_one(scorer: OnnxScorer, config: RuntimeConfig, path: Path,
     return asyncio.run(run()), rows.rows
 
 
-def warm_up(scorer: OnnxScorer, config: RuntimeConfig) -> None:
+def warm_up(scorer: OnnxScorer | StreamingScorer, config: RuntimeConfig) -> None:
     """Run one synthetic file through the whole path, so no real file pays the first-call costs.
 
     Why: ONNX Runtime plans memory on its first run, the speech detector loads on first

@@ -278,7 +278,7 @@ class StreamingMonitor(StreamMonitor):
 
 
 def make_stream_monitor(worker: ScoringWorker, stream: StreamInfo, *, live: bool,
-                        hop_samples: int, gate: GateConfig, max_pending: int,
+                        hop_samples: int | None, gate: GateConfig, max_pending: int,
                         history_windows: int) -> StreamMonitor:
     """The monitor a worker's model needs (``hop_samples`` from :func:`hop_for`)."""
     if isinstance(worker, StreamingWorker):

@@ -297,3 +297,27 @@ def test_replay_runs_a_streaming_model_live(stream_model: Path, tmp_path: Path) 
             if r["mos"]:
                 np.testing.assert_allclose([float(r[d]) for d in ("mos", "noi", "col", "dis",
                                                                   "loud")], c.scores, atol=1e-4)
+
+
+def test_file_jobs_workers_run_a_streaming_model(stream_model: Path, tmp_path: Path) -> None:
+    """`livesqa file --jobs 2`: each worker process loads the streaming scorer and its rows
+    equal livesqa/streaming.py step by step."""
+    import soundfile as sf
+
+    from livesqa.cli import main
+
+    audio = {tmp_path / f"{i}.wav": speech(3.5 + i, offset_s=i) for i in range(2)}
+    for path, x in audio.items():
+        sf.write(path, x, RATE, subtype="FLOAT")
+    out = tmp_path / "rows.jsonl"
+    assert main(["file", *map(str, audio), "--model", str(stream_model), "--jsonl", str(out),
+                 "--no-progress", "--jobs", "2"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    for path, x in audio.items():
+        rows = [r for r in records if r["kind"] == "window" and r["source"] == str(path)]
+        ref = direct(stream_model, x)
+        assert [r["end_s"] for r in rows] == [round(c.end_sample / RATE, 3) for c in ref]
+        for r, c in zip(rows, ref, strict=True):
+            if r["mos"] is not None:
+                np.testing.assert_allclose([r[d] for d in ("mos", "noi", "col", "dis", "loud")],
+                                           c.scores, atol=1e-4)
