@@ -41,7 +41,9 @@ train() {
   finetune ft-v7-w23 cache/sim6/manifest-w23.csv >> logs/ft-v7-w23.log 2>&1
   finetune ft-v7-stream cache/sim6/manifest-w23.csv $STREAMING \
     --set finetune.total_steps=1200 --set finetune.max_steps=1200 >> logs/ft-v7-stream.log 2>&1
-  for R in ft-v7-w23 ft-v7-stream; do
+  # addendum 2: the streaming recipe with its full 2,000 steps, alone
+  finetune ft-v7-stream2k cache/sim6/manifest-w23.csv $STREAMING >> logs/ft-v7-stream2k.log 2>&1
+  for R in ft-v7-w23 ft-v7-stream ft-v7-stream2k; do
     python -m train average --run runs/$R --last 4 --out runs/$R-avg/best.pt
   done
   python -m train average --checkpoints runs/v040/best.pt runs/ft-v7-w23-avg/best.pt --out runs/soup-v040-v7/best.pt

@@ -19,7 +19,10 @@ DEFAULT = {"v040": "runs/v040/best.pt", "ft-v7-w23": "runs/ft-v7-w23/best.pt",
            "ft-v7-w23@last": "runs/ft-v7-w23/last.pt", "ft-v7-w23-avg": "runs/ft-v7-w23-avg/best.pt",
            "soup-v040-v7": "runs/soup-v040-v7/best.pt"}
 STREAMING = {"ft-v7-stream": "runs/ft-v7-stream/best.pt", "ft-v7-stream@last": "runs/ft-v7-stream/last.pt",
-             "ft-v7-stream-avg": "runs/ft-v7-stream-avg/best.pt"}
+             "ft-v7-stream-avg": "runs/ft-v7-stream-avg/best.pt",
+             # addendum 2 (declared before it ran): the streaming recipe's full 2,000 steps
+             "ft-v7-stream2k": "runs/ft-v7-stream2k/best.pt", "ft-v7-stream2k@last": "runs/ft-v7-stream2k/last.pt",
+             "ft-v7-stream2k-avg": "runs/ft-v7-stream2k-avg/best.pt"}
 REPORTED = {"soup-v040-v6nisqa": "runs/soup-v040-v6nisqa/best.pt"}
 
 
