@@ -50,7 +50,7 @@ train() {
   python -m train average --checkpoints runs/v040/best.pt runs/ft-v6-nisqa-avg/best.pt --out runs/soup-v040-v6nisqa/best.pt
 }
 evaluate() {
-  python -m train evaluate --config "$CFG" --set 'evaluate.models=["runs/v040/best.pt","runs/ft-v7-w23/best.pt","runs/ft-v7-w23/last.pt","runs/ft-v7-w23-avg/best.pt","runs/soup-v040-v7/best.pt","runs/ft-v7-stream/best.pt","runs/ft-v7-stream/last.pt","runs/ft-v7-stream-avg/best.pt","runs/soup-v040-v6nisqa/best.pt"]' \
+  python -m train evaluate --config "$CFG" --set 'evaluate.models=["runs/v040/best.pt","runs/ft-v7-w23/best.pt","runs/ft-v7-w23/last.pt","runs/ft-v7-w23-avg/best.pt","runs/soup-v040-v7/best.pt","runs/ft-v7-stream/best.pt","runs/ft-v7-stream/last.pt","runs/ft-v7-stream-avg/best.pt","runs/soup-v040-v6nisqa/best.pt","runs/ft-v7-stream2k/best.pt","runs/ft-v7-stream2k/last.pt","runs/ft-v7-stream2k-avg/best.pt"]' \
     --set 'evaluate.datasets=["p835-wb","p835-fb","p835-nb","vmos24-t3"]' --set evaluate.out_dir=results/v7/eval
   python results/v7/select.py --eval results/v7/eval/eval.csv > results/v7/selection.md
 }
@@ -59,9 +59,10 @@ ship() {
   BEST_PT=$(sed -n 's/^winner: .* -> //p' results/v7/selection.md)
   STREAM_PT=$(sed -n 's/^streaming winner: .* -> //p' results/v7/selection.md)
   # the streaming model (opt-in): exported, and its rows against the default winner's, paired
-  python -m train export-streaming --checkpoint "$STREAM_PT" --out exported/livesqa-small-stream.onnx --version 0.5.0-stream
-  python -m train sanity --config "$CFG" --model "$STREAM_PT" --strict | tee results/v7/sanity-stream.txt
-  python results/eval/paired_bootstrap.py --reference "$BEST" "$BEST_PT" "$STREAM_PT" > results/v7/bootstrap_streaming.md
+  python -m train sanity --config "$CFG" --model "$STREAM_PT" --strict | tee results/v7/sanity-stream2k.txt
+  python -m train export-streaming --checkpoint "$STREAM_PT" --out exported/livesqa-small-stream.onnx \
+    --name livesqa-small-stream --version 0.5.0-stream
+  python results/eval/paired_bootstrap.py --reference "$BEST" "$BEST_PT" "$STREAM_PT" > results/v7/bootstrap-stream2k.md
   if [ "$BEST_PT" = runs/v040/best.pt ]; then echo "0.4.0 won the selection: the default model stays" >&2; exit 1; fi
   python -m train export --checkpoint "$BEST_PT" --out exported/livesqa-small.onnx --name livesqa-small --version 0.5.0
   python -m train sanity --config "$CFG" --model exported/livesqa-small.onnx --teacher-reference --strict

@@ -1,6 +1,6 @@
 """Apply the third 0.5.0 selection rule (results/v7/SELECTION.md) to the v7 evaluation.
 
-    python results/v7/select.py [--eval results/v7/eval/eval.csv] > results/v7/selection.md
+    python results/v7/select.py [--eval results/v7/eval/eval.csv ...] > results/v7/selection.md
 
 Mean MOS PCC over the four human-rated views, each weighted equally; every row is printed.
 Two groups are ranked by it: the default (windowed) model's candidates and the streaming
@@ -33,10 +33,13 @@ def role(model: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--eval", default="results/v7/eval/eval.csv")
+    p.add_argument("--eval", nargs="+", default=["results/v7/eval/eval.csv"],
+                   help="evaluate outputs; several (e.g. a later run's rows) are read together")
     args = p.parse_args()
-    with Path(args.eval).open(newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r["dimension"] == "mos"]
+    rows = []
+    for path in args.eval:
+        with Path(path).open(newline="", encoding="utf-8") as f:
+            rows += [r for r in csv.DictReader(f) if r["dimension"] == "mos"]
     pcc = {(r["model"], r["dataset"]): float(r["pcc"]) for r in rows}
     models = list(dict.fromkeys(r["model"] for r in rows))
     print("# 0.5.0, third attempt: mean MOS PCC over the four human-rated views\n")
