@@ -266,6 +266,10 @@ class StreamMonitor:
             model=self._model_name,
             model_version=self._model_version,
         )
+        self._publish(result)
+
+    def _publish(self, result: WindowScores) -> None:
+        """Hand a scored row to the aggregator, sinks and listeners (windowed and streaming)."""
         self._in_flight -= 1
         try:
             if not self._closed:

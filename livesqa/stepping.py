@@ -40,6 +40,7 @@ import numpy as np
 from livesqa.gating import WindowAnalysis
 from livesqa.ringbuffer import RingBuffer
 from livesqa.types import AudioChunk, FloatArray
+from livesqa.windowing import RingFeed
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,7 +58,7 @@ class Step:
     analysis: WindowAnalysis
 
 
-class StepCutter:
+class StepCutter(RingFeed[Step]):
     """Turns :class:`AudioChunk` s into :class:`Step` s, one per ``chunk_samples``."""
 
     def __init__(self, window_samples: int, chunk_samples: int, tail_samples: int,
@@ -148,30 +149,8 @@ class StepCutter:
                 steps += self._silence(start - self._ring.end, chunk.arrival)
         if chunk.nonfinite:
             self._gaps.append(bad)
-        pos, n = 0, int(samples.shape[0])
-        while pos < n:
-            take = min(n - pos, self._next_end - self._ring.end)
-            self._ring.write(samples[pos: pos + take])
-            pos += take
-            if self._ring.end == self._next_end:
-                steps.append(self._emit(chunk.arrival))
+        steps += self._write(samples, chunk.arrival)
         self._clock = self._ring.end
-        return steps
-
-    def _write_held(self) -> None:
-        if self._held_n:
-            self._ring.write_many(self._held, self._held_n)
-            self._held.clear()
-            self._held_n = 0
-
-    def _silence(self, n: int, arrival: float) -> list[Step]:
-        steps: list[Step] = []
-        while n > 0:
-            take = min(n, self._next_end - self._ring.end)
-            self._ring.write_silence(take)
-            n -= take
-            if self._ring.end == self._next_end:
-                steps.append(self._emit(arrival))
         return steps
 
     def _emit(self, arrival: float) -> Step:

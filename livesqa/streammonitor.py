@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from livesqa.config import RuntimeConfig
-from livesqa.errors import ConfigError, LivesqaError
+from livesqa.errors import ConfigError
 from livesqa.gating import GateConfig
 from livesqa.monitor import StreamMonitor
 from livesqa.scoring import OnnxScorer, ScoringWorker
@@ -263,18 +263,7 @@ class StreamingMonitor(StreamMonitor):
             model=self._model_name,
             model_version=self._model_version,
         )
-        self._in_flight -= 1
-        try:
-            if not self._closed:
-                self.aggregator.add(result)
-                for sink in self._sinks:
-                    sink.write(result)
-                for listener in self._listeners:
-                    listener(result)
-        except LivesqaError as e:
-            self._fail(e, counted=True)
-            return
-        self._wake()
+        self._publish(result)
 
 
 def make_stream_monitor(worker: ScoringWorker, stream: StreamInfo, *, live: bool,

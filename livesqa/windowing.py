@@ -26,6 +26,7 @@ whoever consumes a window last may hand its samples back with ``pool.give``.
 from __future__ import annotations
 
 from collections import deque
+from typing import Generic, TypeVar
 
 from livesqa.bufferpool import ArrayPool
 from livesqa.ringbuffer import RingBuffer
@@ -34,7 +35,55 @@ from livesqa.types import AudioChunk, FloatArray, Window
 MIN_CLIP_S = 1.0  # a stream shorter than this gets no score ("too short"); see Windower.flush
 
 
-class Windower:
+ItemT = TypeVar("ItemT")
+
+
+class RingFeed(Generic[ItemT]):
+    """Ring bookkeeping shared by :class:`Windower` and ``livesqa.stepping.StepCutter``:
+    chunks held by reference until a boundary, then written into the ring, emitting one
+    item each time the ring's end reaches ``_next_end`` (which ``_emit`` moves on).
+
+    Why shared: both cut a stream on its sample clock and must emit the same items
+    whatever the chunk sizes; one write loop keeps them from drifting apart.
+    """
+
+    _ring: RingBuffer
+    _next_end: int
+    _held: list[FloatArray]
+    _held_n: int
+
+    def _emit(self, arrival: float) -> ItemT:
+        raise NotImplementedError
+
+    def _write_held(self) -> None:
+        if self._held_n:
+            self._ring.write_many(self._held, self._held_n)
+            self._held.clear()
+            self._held_n = 0
+
+    def _write(self, samples: FloatArray, arrival: float) -> list[ItemT]:
+        items: list[ItemT] = []
+        pos, n = 0, int(samples.shape[0])
+        while pos < n:
+            take = min(n - pos, self._next_end - self._ring.end)
+            self._ring.write(samples[pos : pos + take])
+            pos += take
+            if self._ring.end == self._next_end:
+                items.append(self._emit(arrival))
+        return items
+
+    def _silence(self, n: int, arrival: float) -> list[ItemT]:
+        items: list[ItemT] = []
+        while n > 0:
+            take = min(n, self._next_end - self._ring.end)
+            self._ring.write_silence(take)
+            n -= take
+            if self._ring.end == self._next_end:
+                items.append(self._emit(arrival))
+        return items
+
+
+class Windower(RingFeed[Window]):
     """Turns :class:`AudioChunk` s into :class:`Window` s of ``window_samples`` every ``hop_samples``."""
 
     def __init__(self, window_samples: int, hop_samples: int, pool: ArrayPool | None = None,
@@ -53,7 +102,7 @@ class Windower:
         self._ring = RingBuffer(window_samples)
         self._origin: int | None = None
         self._next_index = 0
-        self._next_end_sample = window_samples  # clock at which the next window completes
+        self._next_end = window_samples  # clock at which the next window completes
         self._held: list[FloatArray] = []  # contiguous chunks received, not yet in the ring
         self._held_n = 0
         self._clock = 0  # == ring end + held samples, kept as a plain int for the fast path
@@ -77,14 +126,14 @@ class Windower:
         """Add a chunk; return the windows it completed, oldest first."""
         if self._origin is None:
             self._origin = chunk.start_sample
-            self._next_end_sample = chunk.start_sample + self.window_samples
+            self._next_end = chunk.start_sample + self.window_samples
             self._ring = RingBuffer(self.window_samples, start_sample=chunk.start_sample)
             self._clock = chunk.start_sample
         self._last_arrival = chunk.arrival
         samples = chunk.samples
         start = chunk.start_sample
         n_new = samples.shape[0]
-        if start == self._clock and start + n_new < self._next_end_sample and not chunk.nonfinite:
+        if start == self._clock and start + n_new < self._next_end and not chunk.nonfinite:
             # the common case, contiguous and completing no window: keep a reference and
             # copy all held chunks into the ring in one go when a window completes
             self._held.append(samples)
@@ -103,34 +152,11 @@ class Windower:
         if start > self._ring.end:
             gap_start = self._ring.end
             self._gaps.append((gap_start, start))
-            windows += self._advance_silence(start - gap_start, chunk.arrival)
+            windows += self._silence(start - gap_start, chunk.arrival)
         if chunk.nonfinite:
             self._gaps.append(bad)
-        pos = 0
-        n = int(samples.shape[0])
-        while pos < n:
-            take = min(n - pos, self._next_end_sample - self._ring.end)
-            self._ring.write(samples[pos : pos + take])
-            pos += take
-            if self._ring.end == self._next_end_sample:
-                windows.append(self._emit(chunk.arrival))
+        windows += self._write(samples, chunk.arrival)
         self._clock = self._ring.end
-        return windows
-
-    def _write_held(self) -> None:
-        if self._held_n:
-            self._ring.write_many(self._held, self._held_n)
-            self._held.clear()
-            self._held_n = 0
-
-    def _advance_silence(self, n: int, arrival: float) -> list[Window]:
-        windows: list[Window] = []
-        while n > 0:
-            take = min(n, self._next_end_sample - self._ring.end)
-            self._ring.write_silence(take)
-            n -= take
-            if self._ring.end == self._next_end_sample:
-                windows.append(self._emit(arrival))
         return windows
 
     def _emit(self, arrival: float) -> Window:
@@ -147,7 +173,7 @@ class Windower:
             gap=gap,
         )
         self._next_index += 1
-        self._next_end_sample += self.hop_samples
+        self._next_end += self.hop_samples
         return window
 
     def flush(self) -> Window | None:
@@ -166,7 +192,7 @@ class Windower:
             if received < self.min_samples:
                 return None
             return self._final(self.origin, received)
-        last_end = self._next_end_sample - self.hop_samples  # end of the last emitted window
+        last_end = self._next_end - self.hop_samples  # end of the last emitted window
         if self._ring.end - last_end < max(1, self.hop_samples // 2):
             return None
         return self._final(self._ring.end - self.window_samples, self.window_samples)
@@ -182,5 +208,5 @@ class Windower:
             gap=gap,
         )
         self._next_index += 1
-        self._next_end_sample += self.hop_samples
+        self._next_end += self.hop_samples
         return window
