@@ -22,6 +22,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "average": ("train.average", "average the weights of a run's last snapshots (or given checkpoints)"),
     "evaluate": ("train.evaluate", "PCC/RMSE tables on the simulated test split and the P.835 set"),
     "grow": ("train.grow", "grow a trained student deeper (copies of its blocks): a larger student's warm start"),
+    "level-head": ("train.level_head", "teach a trained student loudness: a small level MLP, all else frozen"),
     "lofo": ("train.lofo", "leave-one-family-out fine-tunes: which impairment families transfer"),
     "agreement": ("train.agreement", "label-free teacher-student agreement on real-chain, real and simulated audio"),
     "speech-head": ("train.speech_train", "train a per-frame speech head on a frozen quality model (issue 14)"),

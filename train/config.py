@@ -251,10 +251,13 @@ class HeadConfig:
     score_min: float = 1.0
     score_max: float = 5.0
     level_input: bool = True  # see train.heads.QualityHead; false = the paper's head exactly
+    level_hidden: int = 0  # > 0: a small tanh MLP on the level too (train/level_head.py); 0 = linear only
 
     def __post_init__(self) -> None:
         if not self.score_min < self.score_max:
             raise ValueError("score_min must be below score_max")
+        if self.level_hidden < 0 or (self.level_hidden and not self.level_input):
+            raise ValueError("level_hidden must be >= 0 and needs level_input = true")
 
 
 @dataclass(frozen=True)
@@ -295,9 +298,13 @@ class ModelConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     vocab_size: int = 29
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
+    # per-frame speech-presence head (train/speech_head.py); off: the model exactly as before
+    speech_head: bool = False
 
     def __post_init__(self) -> None:
         on = self.streaming.enabled
+        if on and self.speech_head:
+            raise ValueError("speech_head is only defined for windowed models (streaming.enabled=false)")
         if on and not (self.encoder.causal_conv and self.encoder.positions == "chunk"):
             raise ValueError(
                 "streaming.enabled needs encoder.causal_conv=true and encoder.positions='chunk' "
@@ -312,13 +319,18 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict; the streaming keys are left out while at their defaults, so windowed
-        checkpoints, specs and ``average``'s config comparison stay as before streaming existed."""
+        checkpoints, specs and ``average``'s config comparison stay as before streaming existed;
+        likewise ``speech_head`` while off."""
         d = dataclasses.asdict(self)
         for key, default in _STREAMING_DEFAULTS["encoder"].items():
             if d["encoder"].get(key) == default:
                 del d["encoder"][key]
         if self.streaming == StreamingConfig():
             del d["streaming"]
+        if not self.speech_head:
+            del d["speech_head"]
+        if not self.head.level_hidden:  # likewise the level MLP while off
+            del d["head"]["level_hidden"]
         return d
 
 

@@ -124,10 +124,17 @@ class QualityHead(nn.Module):
         self.layer_attention = LayerAttention(d_model, n_layers) if cfg.layer_attention else None
         self.probe = Probe(d_model, cfg.pool_hidden, cfg.n_outputs, cfg.score_min, cfg.score_max)
         self.level: nn.Linear | None = None
+        self.level_mlp: nn.Sequential | None = None
         if cfg.level_input and level_dim > 0:
             self.level = nn.Linear(level_dim, cfg.n_outputs)
             nn.init.zeros_(self.level.weight)
             nn.init.zeros_(self.level.bias)
+            if cfg.level_hidden:  # loudness is an inverted U in level: a linear term cannot draw it
+                self.level_mlp = nn.Sequential(
+                    nn.Linear(level_dim, cfg.level_hidden), nn.Tanh(), nn.Linear(cfg.level_hidden, cfg.n_outputs)
+                )
+                nn.init.zeros_(self.level_mlp[2].weight)  # starts as the head without it
+                nn.init.zeros_(self.level_mlp[2].bias)
 
     def forward(
         self,
@@ -143,4 +150,24 @@ class QualityHead(nn.Module):
             if level is None:
                 raise ValueError("this head was built with level_input=True: pass level")
             extra = self.level(level / LEVEL_SCALE)
+            if self.level_mlp is not None:
+                extra = extra + self.level_mlp(level / LEVEL_SCALE)
         return self.probe.readout(pooled, extra)
+
+    def logits(
+        self,
+        layers: list[torch.Tensor],
+        lengths: torch.Tensor | None,
+        level: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Pre-sigmoid logits ``[B, n_outputs]`` of :meth:`forward` without the level MLP
+        (what ``train/level_head.py`` caches and fits the MLP on)."""
+        x = layers[-1] if self.layer_attention is None else self.layer_attention(layers)
+        pooled = self.probe.pool(self.probe.fc(x), lengths)
+        r = self.probe.readout
+        out = (pooled * r.weight[None]).sum(dim=-1) + r.bias
+        if self.level is not None:
+            if level is None:
+                raise ValueError("this head was built with level_input=True: pass level")
+            out = out + self.level(level / LEVEL_SCALE)
+        return out
