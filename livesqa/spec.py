@@ -12,6 +12,9 @@ Graph contract (waveform in, scores out; the log-mel front end is inside):
   ``window_samples``.
 - output ``scores``: float32 ``[batch, len(output_names)]`` in the order of
   ``output_names``, each within ``score_range``.
+- optional output ``speech``: float32 ``[batch, frames]``, the probability that a talker
+  is active in each encoder frame (``extra["speech_output"] == "speech"``; frame hop in
+  ``extra["speech_frame_samples"]``). Models without it are unchanged.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ SPEC_FORMAT_VERSION = 1
 MAX_WINDOW_S = 60  # a longer window or hop is a broken spec (10**12 samples = 3.6 TiB)
 INPUT_NAME = "audio"
 OUTPUT_NAME = "scores"
+#: Optional second output (issue #14): per-frame speech probabilities ``[batch, frames]``.
+#: A model has it when ``spec.extra[SPEECH_OUTPUT_KEY] == SPEECH_OUTPUT_NAME``.
+SPEECH_OUTPUT_NAME = "speech"
+SPEECH_OUTPUT_KEY = "speech_output"
 
 #: The NISQA dimensions in the papers' order (MOS, NOI, COL, DIS, LOUD).
 #: NISQA's own code emits mos, noi, dis, col, loud: reorder at the teacher, never here.

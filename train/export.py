@@ -27,7 +27,16 @@ import numpy.typing as npt
 import torch
 
 from livesqa.errors import ConfigError, ModelSpecError
-from livesqa.spec import DIMENSIONS, INPUT_NAME, OUTPUT_NAME, ModelSpec, read_spec, spec_metadata
+from livesqa.spec import (
+    DIMENSIONS,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    SPEECH_OUTPUT_KEY,
+    SPEECH_OUTPUT_NAME,
+    ModelSpec,
+    read_spec,
+    spec_metadata,
+)
 from train.bench import measure_onnx
 from train.checkpoint import load_model
 from train.config import ModelConfig, load_toml
@@ -47,23 +56,42 @@ def export_onnx(
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     dummy = torch.zeros(1, spec.window_samples)
+    outputs = [OUTPUT_NAME]
+    axes = {INPUT_NAME: {0: "batch", 1: "samples"}, OUTPUT_NAME: {0: "batch"}}
+    traced: torch.nn.Module = model
+    if model.speech_head is not None:  # second output: per-frame speech probabilities
+        traced = _ScoresAndSpeech(model)
+        outputs.append(SPEECH_OUTPUT_NAME)
+        axes[SPEECH_OUTPUT_NAME] = {0: "batch", 1: "frames"}
     with torch.no_grad(), warnings.catch_warnings():
         # the TorchScript exporter warns it is deprecated; the dynamo one needs onnxscript
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            model,
+            traced,
             (dummy,),
             str(out),
             dynamo=False,  # the TorchScript exporter: no onnxscript dependency
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch", 1: "samples"}, OUTPUT_NAME: {0: "batch"}},
+            output_names=outputs,
+            dynamic_axes=axes,
             opset_version=opset,
             do_constant_folding=True,
         )
     write_metadata(out, spec)
     onnx.checker.check_model(str(out))
     return out
+
+
+class _ScoresAndSpeech(torch.nn.Module):
+    """``audio -> (scores, speech)`` from one encoder pass (the traced graph of a model with a
+    speech head)."""
+
+    def __init__(self, model: QualityModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.scores_and_speech(wav)
 
 
 def write_metadata(path: Path, spec: ModelSpec) -> None:
@@ -137,6 +165,14 @@ def check_parity(
         if got.shape != ref.shape:
             raise ModelSpecError(f"{onnx_path}: ORT output shape {got.shape} != torch {ref.shape}")
         diffs[name] = float(np.max(np.abs(got - ref)))
+        if model.speech_head is not None:
+            with torch.no_grad():
+                ref_speech = model.scores_and_speech(torch.from_numpy(wav))[1].numpy()
+            got_speech = session.run([SPEECH_OUTPUT_NAME], {INPUT_NAME: wav})[0]
+            if got_speech.shape != ref_speech.shape:
+                raise ModelSpecError(f"{onnx_path}: ORT speech shape {got_speech.shape} != torch "
+                                     f"{ref_speech.shape}")
+            diffs[f"speech {name}"] = float(np.max(np.abs(got_speech - ref_speech)))
     return diffs
 
 
@@ -147,6 +183,10 @@ def build_spec(
     extra_in = dict(ckpt.get("extra", {}))
     random = ckpt.get("stage") == "random"
     name = args.name or Path(args.out).stem
+    speech: dict[str, str] = {}
+    if cfg.speech_head:  # the runtime's "model" speech gate reads these
+        speech = {SPEECH_OUTPUT_KEY: SPEECH_OUTPUT_NAME,
+                  "speech_frame_samples": str(4 * cfg.frontend.hop_samples)}
     return ModelSpec(
         name=name + ("-random-untrained" if random and "random" not in name else ""),
         version=args.version,
@@ -169,6 +209,7 @@ def build_spec(
             "checkpoint_step": str(ckpt.get("step", "")),
             "n_params": str(n_params),
             "model_config": json.dumps(cfg.to_dict(), sort_keys=True),
+            **speech,
         },
     )
 

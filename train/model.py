@@ -16,6 +16,7 @@ from train.config import ModelConfig
 from train.conformer import ConformerEncoder
 from train.frontend import LogMel
 from train.heads import QualityHead
+from train.speech_head import SpeechHead
 
 
 @dataclass
@@ -38,6 +39,8 @@ class QualityModel(nn.Module):
         self.encoder = ConformerEncoder(cfg.frontend.n_mels, enc)
         self.ctc_head = nn.Linear(enc.d_model, cfg.vocab_size)
         self.quality_head = QualityHead(enc.d_model, enc.n_layers, cfg.head, cfg.frontend.n_mels)
+        # optional per-frame speech presence (model.speech_head); None keeps old state dicts exact
+        self.speech_head = SpeechHead(enc.d_model, enc.n_layers) if cfg.speech_head else None
 
     def features(
         self, wav: torch.Tensor, wav_lengths: torch.Tensor
@@ -94,6 +97,16 @@ class QualityModel(nn.Module):
             return last_chunk_scores(self, wav, wav_lengths, k)
         _, _, level, blocks, lengths = self._run(wav, wav_lengths)
         return self.quality_head(blocks, lengths, level)
+
+    def scores_and_speech(
+        self, wav: torch.Tensor, wav_lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores ``[B, 5]`` and per-frame speech probabilities ``[B, F']`` (40 ms frames) from
+        one encoder pass; needs ``model.speech_head``."""
+        if self.speech_head is None:
+            raise ValueError("this model has no speech head (model.speech_head=false)")
+        _, _, level, blocks, lengths = self._run(wav, wav_lengths)
+        return self.quality_head(blocks, lengths, level), self.speech_head(blocks)
 
     def n_params(self, part: str | None = None) -> int:
         """Parameter count of the whole model or one submodule (e.g. ``"encoder"``)."""
