@@ -5,8 +5,16 @@ confident, meaningless low score; the dashboard would then show a terrible call
 while nobody talks. We measure speech activity first and skip the model when it
 is too low.
 
-Two detectors (``gate.detector``); both depend only on the stream's samples, never
+Three detectors (``gate.detector``); each depends only on the stream's samples, never
 on how they were chunked:
+
+- ``"model"``: the quality model's own speech output (models exported with a speech head,
+  ``python -m train speech-head``; issue #14). The model runs on every window (its
+  encoder is the detector, so the gate costs almost nothing beside it); the window is
+  "no speech" when fewer than ``min_speech_ratio`` of its 40 ms frames have a speech
+  probability of at least ``speech_threshold`` (defaults ``MODEL_THRESHOLD``,
+  ``MODEL_MIN_RATIO``), and its scores are then dropped. Only for models that have the
+  output; a window's verdict depends on that window's samples alone.
 
 - ``"silero"`` (default): Silero VAD, a small neural detector run with ONNX Runtime
   (``livesqa/vad.py``). A 32 ms frame is active when its speech probability is at
@@ -45,7 +53,7 @@ CLIP_LEVEL = 0.999  # |x| at or above this counts as a clipped sample
 CLIP_MIN_SAMPLES = 3  # fewer clipped samples than this is a peak, not clipping
 
 
-DETECTORS = ("silero", "energy")
+DETECTORS = ("silero", "energy", "model")
 # Chosen on the benchmark's validation split (results/vad/val.md): of the frame thresholds
 # 0.02-0.5 and window ratios 0.02-0.2 tried, this pair has the best worst cell (then next
 # worst) over speech at -5..20 dB SNR and every kind of non-speech; Silero's usual 0.5
@@ -53,6 +61,10 @@ DETECTORS = ("silero", "energy")
 SILERO_THRESHOLD = 0.15
 SILERO_MIN_RATIO = 0.1
 ENERGY_MIN_RATIO = 0.2
+# The "model" detector's rule, chosen on the benchmark's val split like Silero's
+# (results/vad/val_model.md): the frame threshold x window ratio with the best worst cell.
+MODEL_THRESHOLD = 0.5
+MODEL_MIN_RATIO = 0.1
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,8 @@ class GateConfig:
     """Which detector, and its thresholds (see module docstring for their meaning)."""
 
     detector: str = "silero"
-    speech_threshold: float = SILERO_THRESHOLD  # silero: frame speech probability that counts as active
+    # silero / model: frame speech probability that counts as active (None: the detector's own)
+    speech_threshold: float | None = None
     frame_ms: float = 20.0
     abs_floor_dbfs: float = -55.0
     on_margin_db: float = 9.0
@@ -74,12 +87,20 @@ class GateConfig:
         """The window speech ratio at or above which a window is scored."""
         if self.min_speech_ratio is not None:
             return self.min_speech_ratio
-        return SILERO_MIN_RATIO if self.detector == "silero" else ENERGY_MIN_RATIO
+        return {"silero": SILERO_MIN_RATIO, "model": MODEL_MIN_RATIO}.get(self.detector,
+                                                                          ENERGY_MIN_RATIO)
+
+    @property
+    def threshold(self) -> float:
+        """The frame probability at or above which a frame is active (silero and model)."""
+        if self.speech_threshold is not None:
+            return self.speech_threshold
+        return MODEL_THRESHOLD if self.detector == "model" else SILERO_THRESHOLD
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
             raise ConfigError(f"gate.detector {self.detector!r} unknown (choose from {DETECTORS})")
-        if not 0.0 < self.speech_threshold < 1.0:
+        if self.speech_threshold is not None and not 0.0 < self.speech_threshold < 1.0:
             raise ConfigError(f"gate.speech_threshold {self.speech_threshold} outside 0..1")
         if not 5.0 <= self.frame_ms <= 100.0:
             raise ConfigError(f"gate.frame_ms {self.frame_ms} outside 5..100")
@@ -194,6 +215,7 @@ class StreamGate:
     def __init__(self, config: GateConfig, sample_rate_hz: int) -> None:
         self.config = config
         self.sample_rate_hz = sample_rate_hz
+        self.uses_model = config.detector == "model"  # the verdict waits for the model's output
         self._vad = None
         if config.detector == "silero":
             from livesqa.vad import StreamVad
@@ -204,10 +226,17 @@ class StreamGate:
         """Which frames of the window are active speech (32 ms Silero or ``frame_ms`` energy frames)."""
         if self._vad is None:
             return speech_activity(samples, self.sample_rate_hz, self.config)
-        return self._vad.window_probs(start_sample, samples) >= self.config.speech_threshold
+        return self._vad.window_probs(start_sample, samples) >= self.config.threshold
 
     def analyze(self, start_sample: int, samples: FloatArray) -> WindowAnalysis:
-        """Level, speech ratio, speech decision and clipping flag of one window."""
+        """Level, speech ratio, speech decision and clipping flag of one window.
+
+        With the ``"model"`` detector the decision is provisional (``is_speech`` True, ratio
+        0): the model must run first; :meth:`with_model_speech` gives the verdict.
+        """
+        if self.uses_model:
+            return WindowAnalysis(level_dbfs=level_dbfs(samples), speech_ratio=0.0, is_speech=True,
+                                  clipping=count_clipped(samples) >= CLIP_MIN_SAMPLES)
         active = self.activity(start_sample, samples)
         ratio = float(active.mean()) if active.size else 0.0
         return WindowAnalysis(
@@ -216,3 +245,17 @@ class StreamGate:
             is_speech=ratio >= self.config.ratio_needed and ratio > 0.0,
             clipping=count_clipped(samples) >= CLIP_MIN_SAMPLES,
         )
+
+    def with_model_speech(self, analysis: WindowAnalysis, probs: np.ndarray) -> WindowAnalysis:
+        """The ``"model"`` detector's verdict: ``analysis`` with the ratio of the model's frames
+        whose speech probability reaches the threshold, and the window rule applied."""
+        return model_verdict(analysis, probs, self.config)
+
+
+def model_verdict(analysis: WindowAnalysis, probs: np.ndarray, config: GateConfig) -> WindowAnalysis:
+    """Speech ratio and decision from one window's frame speech probabilities ``[frames]``."""
+    flat = np.asarray(probs, dtype=np.float32).reshape(-1)
+    ratio = float(np.count_nonzero(flat >= config.threshold)) / flat.size if flat.size else 0.0
+    return WindowAnalysis(level_dbfs=analysis.level_dbfs, speech_ratio=ratio,
+                          is_speech=ratio >= config.ratio_needed and ratio > 0.0,
+                          clipping=analysis.clipping)

@@ -39,8 +39,8 @@ from typing import Protocol
 import numpy as np
 
 from livesqa.aggregate import Aggregator
-from livesqa.errors import LivesqaError
-from livesqa.gating import GateConfig, StreamGate
+from livesqa.errors import ConfigError, LivesqaError
+from livesqa.gating import GateConfig, StreamGate, WindowAnalysis
 from livesqa.scoring import Job, Scorer, ScoringWorker
 from livesqa.types import AudioChunk, Snapshot, StreamInfo, Window, WindowScores
 from livesqa.windowing import MIN_CLIP_S, Windower
@@ -78,6 +78,9 @@ class StreamMonitor:
         self.hop_samples = hop_samples or spec.hop_samples
         self.gate = gate or GateConfig()
         self._gate = StreamGate(self.gate, spec.sample_rate_hz)  # per stream: Silero keeps state
+        if self._gate.uses_model and not getattr(worker.scorer, "has_speech", False):
+            raise ConfigError(f"gate.detector = 'model' needs a model with a speech output; "
+                              f"{spec.name} {spec.version} has none (use 'silero')")
         self.max_pending = max(1, max_pending)
         self._resume_at = self.max_pending // 2  # producer resumes at this queue length
         self.windower = Windower(spec.window_samples, self.hop_samples,
@@ -229,9 +232,16 @@ class StreamMonitor:
         """Worker thread: the model only (the gate ran on the loop, the row is built there)."""
         t0 = time.perf_counter()
         scores: tuple[float, ...] | None = None
-        assert window.analysis is not None  # queued windows come from _analyzed
+        info = window.analysis
+        assert info is not None  # queued windows come from _analyzed
         try:
-            if window.analysis.is_speech:
+            if self._gate.uses_model:  # the model is the detector: run it, then decide
+                rows, probs = scorer.score_with_speech(  # type: ignore[attr-defined]
+                    window.samples[np.newaxis, :])
+                info = self._gate.with_model_speech(info, probs[0])
+                if info.is_speech:
+                    scores = tuple(float(v) for v in rows[0])
+            elif info.is_speech:
                 row = scorer.score(window.samples[np.newaxis, :])[0]
                 scores = tuple(float(v) for v in row)
         except BaseException as e:
@@ -240,13 +250,14 @@ class StreamMonitor:
         finally:
             self.windower.pool.give(window.samples)  # the model has returned; nobody reads them
         compute_ms = (time.perf_counter() - t0) * 1000.0
-        self._loop.call_soon_threadsafe(self._deliver, window, scores, skipped, compute_ms)
+        self._loop.call_soon_threadsafe(self._deliver, window, scores, skipped, compute_ms, info)
 
     # --- delivery (event loop) --------------------------------------------
     def _deliver(self, window: Window, scores: tuple[float, ...] | None, skipped: int,
-                 compute_ms: float) -> None:
+                 compute_ms: float, info: WindowAnalysis | None = None) -> None:
+        """``info``: the gate's final verdict (the model detector's, made on the worker)."""
         now = time.perf_counter()
-        info = window.analysis
+        info = info or window.analysis
         assert info is not None  # set by push_nowait before the window is queued
         sr = self.sample_rate_hz
         result = WindowScores(

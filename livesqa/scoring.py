@@ -31,7 +31,15 @@ from typing import Protocol
 import numpy as np
 
 from livesqa.errors import ModelSpecError
-from livesqa.spec import DIMENSIONS, INPUT_NAME, OUTPUT_NAME, ModelSpec, read_spec
+from livesqa.spec import (
+    DIMENSIONS,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    SPEECH_OUTPUT_KEY,
+    SPEECH_OUTPUT_NAME,
+    ModelSpec,
+    read_spec,
+)
 from livesqa.types import FloatArray
 
 
@@ -68,6 +76,10 @@ class OnnxScorer:
         self.path = path
         self._session = session
         self._order = [spec.output_names.index(d) for d in DIMENSIONS]
+        outputs = {o.name for o in session.get_outputs()}  # type: ignore[attr-defined]
+        # a speech head's output (issue #14): the "model" speech gate reads it
+        self.has_speech = (spec.extra.get(SPEECH_OUTPUT_KEY) == SPEECH_OUTPUT_NAME
+                           and SPEECH_OUTPUT_NAME in outputs)
 
     @classmethod
     def load(cls, path: str | Path) -> OnnxScorer:
@@ -92,12 +104,29 @@ class OnnxScorer:
 
     def score(self, batch: FloatArray) -> np.ndarray:
         """Scores in DIMENSIONS order; NaN or out-of-range outputs are a ModelSpecError, never rows."""
-        from livesqa.models import check_scores
+        return self._checked(self._run([OUTPUT_NAME], batch)[0], batch)
 
+    def score_with_speech(self, batch: FloatArray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (as :meth:`score`) and frame speech probabilities ``[batch, frames]`` from
+        one run; only for a model with the speech output (``has_speech``)."""
+        if not self.has_speech:
+            raise ModelSpecError(f"{self.path}: the model has no '{SPEECH_OUTPUT_NAME}' output")
+        out, speech = self._run([OUTPUT_NAME, SPEECH_OUTPUT_NAME], batch)
+        probs = np.asarray(speech, dtype=np.float32)
+        if probs.ndim != 2 or probs.shape[0] != batch.shape[0] or not np.all(np.isfinite(probs)):
+            raise ModelSpecError(f"{self.path}: speech output has shape {probs.shape} or is not "
+                                 "finite, want [batch, frames]")
+        return self._checked(out, batch), probs
+
+    def _run(self, names: list[str], batch: FloatArray) -> list[np.ndarray]:
         try:
-            out = self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]  # type: ignore[attr-defined]
+            return self._session.run(names, {INPUT_NAME: batch})  # type: ignore[attr-defined]
         except Exception as e:  # onnxruntime raises several unrelated types
             raise ModelSpecError(f"{self.path}: the model failed on a window ({e})") from e
+
+    def _checked(self, out: np.ndarray, batch: FloatArray) -> np.ndarray:
+        from livesqa.models import check_scores
+
         scores = np.asarray(out, dtype=np.float32)
         if scores.ndim != 2 or scores.shape != (batch.shape[0], len(self.spec.output_names)):
             raise ModelSpecError(f"model output has shape {scores.shape}, want [batch, names]")
