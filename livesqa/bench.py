@@ -75,6 +75,18 @@ class TimedScorer:
         self.calls += 1
         return out
 
+    @property
+    def has_speech(self) -> bool:
+        """Whether the wrapped model has a speech output (the "model" speech gate)."""
+        return bool(getattr(self.inner, "has_speech", False))
+
+    def score_with_speech(self, batch: FloatArray) -> tuple[np.ndarray, np.ndarray]:
+        t0 = time.thread_time()
+        out = self.inner.score_with_speech(batch)  # type: ignore[attr-defined]
+        self.model_s += time.thread_time() - t0
+        self.calls += 1
+        return out
+
 
 def _machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()

@@ -24,8 +24,9 @@ from livesqa.types import AudioChunk, StreamInfo, WindowScores
 SR = 16000
 
 
-def build_speech_model(path: Path, with_extra: bool = True) -> Path:
-    """The tiny RMS model plus a two-frame speech output (see the module docstring)."""
+def build_speech_model(path: Path, with_extra: bool = True, broken: bool = False) -> Path:
+    """The tiny RMS model plus a two-frame speech output (see the module docstring);
+    ``broken``: the speech output is NaN (sqrt of a negative number)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -42,12 +43,15 @@ def build_speech_model(path: Path, with_extra: bool = True) -> Path:
         helper.make_node("ReduceMean", ["sq2"], ["ms2"], axes=[2], keepdims=0),
         helper.make_node("Sqrt", ["ms2"], ["rms2"]),
         helper.make_node("Mul", ["rms2", "twenty"], ["p"]),
-        helper.make_node("Clip", ["p", "zero", "one"], [SPEECH_OUTPUT_NAME]),
+        helper.make_node("Clip", ["p", "zero", "one"], ["pc"]),
+        helper.make_node("Sqrt", ["neg"], ["nan"]),
+        helper.make_node("Add", ["pc", "nan"] if broken else ["pc", "zero"], [SPEECH_OUTPUT_NAME]),
     ]
     inits = [
         numpy_helper.from_array(np.asarray([TINY_GAINS], dtype=np.float32), "gains"),
         numpy_helper.from_array(np.asarray(1.0, dtype=np.float32), "one"),
         numpy_helper.from_array(np.asarray(0.0, dtype=np.float32), "zero"),
+        numpy_helper.from_array(np.asarray(-1.0, dtype=np.float32), "neg"),
         numpy_helper.from_array(np.asarray(20.0, dtype=np.float32), "twenty"),
         numpy_helper.from_array(np.asarray(1.0, dtype=np.float32), "lo"),
         numpy_helper.from_array(np.asarray(5.0, dtype=np.float32), "hi"),
@@ -114,6 +118,14 @@ def test_scorer_reads_the_speech_output(speech_model: Path, tiny_model_path: Pat
     assert not plain.has_speech
     with pytest.raises(ModelSpecError, match="no 'speech' output"):
         plain.score_with_speech(batch)
+
+
+async def test_a_broken_speech_output_is_a_model_error_not_a_verdict(tmp_path: Path) -> None:
+    path = build_speech_model(tmp_path / "nan.onnx", broken=True)
+    with pytest.raises(ModelSpecError, match="not finite"):
+        OnnxScorer.load(path).score_with_speech(np.zeros((1, 24000), np.float32))
+    with pytest.raises(ModelSpecError, match="not finite"):
+        await _run(path, np.ones(2 * SR, np.float32) * 0.1, 320, GateConfig(detector="model"))
 
 
 def test_output_without_the_spec_key_is_not_trusted(tmp_path: Path) -> None:
