@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True, type=Path, help="trained quality checkpoint (frozen)")
     parser.add_argument("--manifest", required=True, type=Path, help="labelled corpus (train and val splits)")
     parser.add_argument("--hidden", type=int, default=16, help="units of the level MLP")
-    parser.add_argument("--epochs", type=int, default=3000)
+    parser.add_argument("--epochs", type=int, default=20000, help="full-batch epochs; the best on val is kept")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=None, help="npz of cached logits (reused if present)")
@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             np.savez(args.cache, train_logits=train[0], train_levels=train[1], train_targets=train[2],
                      val_logits=val[0], val_levels=val[1], val_targets=val[2])
     new_cfg = dataclasses.replace(cfg, head=dataclasses.replace(cfg.head, level_hidden=args.hidden))
+    torch.manual_seed(args.seed)  # the MLP's first layer: same seed, same result, cache or not
     grown = QualityModel(new_cfg)
     missing, unexpected = grown.load_state_dict(ckpt["state_dict"], strict=False)
     if unexpected or any(not k.startswith("quality_head.level_mlp.") for k in missing):
