@@ -300,6 +300,7 @@ class ModelConfig:
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
     # per-frame speech-presence head (train/speech_head.py); off: the model exactly as before
     speech_head: bool = False
+    speech_context: int = 1  # the speech head's temporal context in 40 ms frames (odd; 1 = per frame)
 
     def __post_init__(self) -> None:
         on = self.streaming.enabled
@@ -329,6 +330,8 @@ class ModelConfig:
             del d["streaming"]
         if not self.speech_head:
             del d["speech_head"]
+        if self.speech_context == 1:
+            del d["speech_context"]
         if not self.head.level_hidden:  # likewise the level MLP while off
             del d["head"]["level_hidden"]
         return d

@@ -40,7 +40,8 @@ class QualityModel(nn.Module):
         self.ctc_head = nn.Linear(enc.d_model, cfg.vocab_size)
         self.quality_head = QualityHead(enc.d_model, enc.n_layers, cfg.head, cfg.frontend.n_mels)
         # optional per-frame speech presence (model.speech_head); None keeps old state dicts exact
-        self.speech_head = SpeechHead(enc.d_model, enc.n_layers) if cfg.speech_head else None
+        self.speech_head = (SpeechHead(enc.d_model, enc.n_layers, context=cfg.speech_context)
+                            if cfg.speech_head else None)
 
     def features(
         self, wav: torch.Tensor, wav_lengths: torch.Tensor

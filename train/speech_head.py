@@ -27,13 +27,25 @@ RECEPTIVE_MEL_FRAMES = 7  # mel frames 4j .. 4j+6 feed encoder frame j
 
 
 class SpeechHead(nn.Module):
-    """``L x [B, T, d]`` block outputs -> speech probabilities ``[B, T]``."""
+    """``L x [B, T, d]`` block outputs -> speech probabilities ``[B, T]``.
 
-    def __init__(self, d_model: int, n_layers: int, hidden: int = 64) -> None:
+    ``context`` (odd, frames): the first layer is a temporal convolution over that many
+    40 ms frames (zero-padded at the window's edges), so the head can see the syllable-rate
+    rhythm that tells speech from music and noise; 1 = a per-frame MLP.
+    """
+
+    def __init__(self, d_model: int, n_layers: int, hidden: int = 64, context: int = 1) -> None:
         super().__init__()
+        if context < 1 or context % 2 == 0:
+            raise ValueError(f"speech head context {context} must be odd and >= 1")
+        self.context = context
         self.layer_logits = nn.Parameter(torch.zeros(n_layers))
         self.norm = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        if context == 1:
+            self.mlp = nn.Sequential(nn.Linear(d_model, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        else:
+            self.conv = nn.Conv1d(d_model, hidden, context, padding=context // 2)
+            self.out = nn.Linear(hidden, 1)
 
     def mix(self, blocks: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         """Softmax-weighted sum of the block outputs ``[B, T, d]`` (a stacked ``[L, B, T, d]`` too)."""
@@ -41,8 +53,17 @@ class SpeechHead(nn.Module):
         weights = torch.softmax(self.layer_logits, dim=0)
         return (weights[:, None, None, None] * stacked).sum(dim=0)
 
-    def logits(self, blocks: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.norm(self.mix(blocks))).squeeze(-1)
+    def logits(self, blocks: list[torch.Tensor] | torch.Tensor,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask [B, T]`` (training on padded batches): padded frames are zeroed before the
+        convolution, exactly as the zero padding an unpadded window gets at its end."""
+        x = self.norm(self.mix(blocks))
+        if self.context == 1:
+            return self.mlp(x).squeeze(-1)
+        if mask is not None:
+            x = x * mask[..., None].to(x.dtype)
+        h = torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
+        return self.out(h).squeeze(-1)
 
     def forward(self, blocks: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(blocks))

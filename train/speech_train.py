@@ -35,19 +35,20 @@ from train.checkpoint import load_model, save_checkpoint
 from train.model import QualityModel
 
 PART = 200  # windows per cache file
-DATA_VERSION = 1  # bump when train.speech_data changes what window i is
+DATA_VERSION = 2  # bump when train.speech_data changes what window i is
 
 
-def with_speech_head(model: QualityModel) -> QualityModel:
-    """A copy of ``model`` with a fresh speech head; every other weight identical."""
+def with_speech_head(model: QualityModel, context: int = 1) -> QualityModel:
+    """A copy of ``model`` with a fresh speech head of ``context`` frames; every other weight
+    identical (an existing head of the same shape is kept as the starting point)."""
     if model.cfg.streaming.enabled:
         raise ConfigError("the speech head is for windowed models; this checkpoint is a streaming model")
-    cfg = replace(model.cfg, speech_head=True)
+    cfg = replace(model.cfg, speech_head=True, speech_context=context)
     out = QualityModel(cfg)
     missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
     if unexpected or any(not k.startswith("speech_head.") for k in missing):
         raise ConfigError(f"state dict mismatch: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    if model.speech_head is not None:  # retrain from the old head's weights
+    if model.speech_head is not None and model.cfg.speech_context == context:
         out.speech_head.load_state_dict(model.speech_head.state_dict())  # type: ignore[union-attr]
     return out.eval()
 
@@ -121,33 +122,51 @@ def load_parts(parts: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             np.concatenate([d["window"] for d in data]))
 
 
+def window_spans(window: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, end, window id) of each window's contiguous run of frames."""
+    starts = np.flatnonzero(np.r_[True, window[1:] != window[:-1]])
+    ends = np.r_[starts[1:], len(window)]
+    return starts, ends, window[starts]
+
+
 def train_head(model: QualityModel, feats: np.ndarray, labels: np.ndarray, window: np.ndarray, *,
                epochs: int, lr: float, batch: int, seed: int, log: Any = print) -> dict[str, float]:
-    """Adam on BCE over random frame batches; windows with ``index % 10 == 0`` held out."""
+    """Adam on masked BCE over batches of ``batch`` whole windows (the head may look across
+    frames); windows with ``index % 10 == 0`` held out."""
     params = freeze_all_but_head(model)
     head = model.speech_head
     assert head is not None
-    held = window % 10 == 0
+    starts, ends, ids = window_spans(window)
+    held = ids % 10 == 0
     tr, ho = np.flatnonzero(~held), np.flatnonzero(held)
     opt = torch.optim.Adam(params, lr=lr)
     steps = epochs * max(1, len(tr) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     gen = np.random.default_rng(seed)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
-    x_all = torch.from_numpy(feats)  # [F, L, d] float16
-    y_all = torch.from_numpy(labels)
 
-    def batch_logits(ix: np.ndarray) -> torch.Tensor:
-        x = x_all[torch.from_numpy(ix)].float().permute(1, 0, 2)  # [L, N, d]
-        return head.logits(x[:, None])[0]  # [N]
+    def batch_logits(wins: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits [B, T], labels [B, T], mask [B, T]) of padded windows."""
+        n = ends[wins] - starts[wins]
+        t = int(n.max())
+        x = np.zeros((len(wins), t) + feats.shape[1:], np.float32)
+        y = np.zeros((len(wins), t), np.float32)
+        for b, w in enumerate(wins):
+            x[b, : n[b]] = feats[starts[w]: ends[w]]
+            y[b, : n[b]] = labels[starts[w]: ends[w]]
+        mask = torch.from_numpy(np.arange(t)[None, :] < n[:, None])
+        stacked = torch.from_numpy(x).permute(2, 0, 1, 3)  # [L, B, T, d]
+        return head.logits(stacked, mask), torch.from_numpy(y), mask
 
-    def evaluate(ix: np.ndarray) -> dict[str, float]:
+    def evaluate(wins: np.ndarray) -> dict[str, float]:
+        logits, ys = [], []
         with torch.no_grad():
-            logits = torch.cat([batch_logits(ix[s: s + 8192]) for s in range(0, len(ix), 8192)])
-        y = y_all[torch.from_numpy(ix)]
-        hard = y >= 0.5
-        pred = logits >= 0
-        return {"bce": float(bce(logits, y)), "frame_acc": float((pred == hard).float().mean())}
+            for s in range(0, len(wins), 64):
+                lg, y, m = batch_logits(wins[s: s + 64])
+                logits.append(lg[m])
+                ys.append(y[m])
+        lg, y = torch.cat(logits), torch.cat(ys)
+        return {"bce": float(bce(lg, y)), "frame_acc": float(((lg >= 0) == (y >= 0.5)).float().mean())}
 
     head.train()
     step = 0
@@ -155,8 +174,8 @@ def train_head(model: QualityModel, feats: np.ndarray, labels: np.ndarray, windo
     for epoch in range(epochs):
         order = gen.permutation(tr)
         for s in range(0, len(order) - batch + 1, batch):
-            ix = np.sort(order[s: s + batch])
-            loss = bce(batch_logits(ix), y_all[torch.from_numpy(ix)])
+            lg, y, m = batch_logits(order[s: s + batch])
+            loss = bce(lg[m], y[m])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -164,15 +183,15 @@ def train_head(model: QualityModel, feats: np.ndarray, labels: np.ndarray, windo
                 sched.step()
             step += 1
         head.eval()
-        m = evaluate(ho)
+        metrics = evaluate(ho)
         head.train()
-        log(f"epoch {epoch + 1}/{epochs}: held-out BCE {m['bce']:.4f}, frame accuracy "
-            f"{100 * m['frame_acc']:.1f} % ({time.time() - t0:.0f} s)")
+        log(f"epoch {epoch + 1}/{epochs}: held-out BCE {metrics['bce']:.4f}, frame accuracy "
+            f"{100 * metrics['frame_acc']:.1f} % ({time.time() - t0:.0f} s)")
     head.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     final = evaluate(ho)
-    final["train_frames"], final["held_out_frames"] = float(len(tr)), float(len(ho))
+    final["train_windows"], final["held_out_windows"] = float(len(tr)), float(len(ho))
     return final
 
 
@@ -196,13 +215,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--checkpoint", required=True, help="quality checkpoint IN (stays frozen)")
     p.add_argument("--out", required=True, help="checkpoint OUT = IN + the speech head")
     p.add_argument("--data-root", default="../shared/data")
-    p.add_argument("--windows", type=int, default=4000, help="simulated windows (1-4 s each)")
+    p.add_argument("--windows", type=int, default=3000, help="simulated windows (1-4 s each)")
     p.add_argument("--seed", type=int, default=14)
     p.add_argument("--cache", default="cache/speech-head", help="feature cache folder (resumable)")
     p.add_argument("--no-call-path", action="store_true", help="no codecs, band limits, packet loss")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--batch-frames", type=int, default=512)
+    p.add_argument("--batch-windows", type=int, default=16)
+    p.add_argument("--context", type=int, default=9,
+                   help="the head's temporal context in 40 ms frames (odd; 1 = per-frame MLP)")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -217,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     base, _, ckpt = load_model(args.checkpoint)
     if ckpt.get("stage") != "quality":
         raise ConfigError(f"{args.checkpoint}: stage {ckpt.get('stage')!r}, want a 'quality' checkpoint")
-    model = with_speech_head(base)
+    model = with_speech_head(base, args.context)
     settings = {"version": DATA_VERSION, "seed": args.seed, "call_path": not args.no_call_path,
                 "split": "train"}
     folder = Path(args.cache) / encoder_key(model, settings)
@@ -228,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(labels)} frames of {args.windows} windows ({100 * float((labels >= 0.5).mean()):.1f} % "
           f"speech frames) from {folder}")
     metrics = train_head(model, feats, labels, window, epochs=args.epochs, lr=args.lr,
-                         batch=args.batch_frames, seed=args.seed)
+                         batch=args.batch_windows, seed=args.seed)
     diff = quality_parity(base, model)
     if diff != 0.0:
         raise ConfigError(f"quality scores moved by {diff:g}: the frozen model changed (a bug)")
@@ -239,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         "source_checkpoint": str(args.checkpoint), "windows": args.windows, "seed": args.seed,
         "call_path": not args.no_call_path, "snr_range_db": list(SNR_RANGE_DB),
         "label_margin_db": LABEL_MARGIN_DB, "epochs": args.epochs, "lr": args.lr,
+        "context_frames": args.context,
         "held_out_bce": metrics["bce"], "held_out_frame_acc": metrics["frame_acc"],
         "layer_weights": weights,
     }

@@ -42,7 +42,8 @@ def test_off_by_default_leaves_config_and_weights_as_before() -> None:
     assert "speech_head" not in model.cfg.to_dict()
     assert not any(k.startswith("speech_head") for k in model.state_dict())
     on = with_speech_head(model)
-    assert on.cfg.to_dict()["speech_head"] is True
+    assert on.cfg.to_dict()["speech_head"] is True and "speech_context" not in on.cfg.to_dict()
+    assert with_speech_head(model, 9).cfg.to_dict()["speech_context"] == 9
     assert ModelConfig.from_dict(on.cfg.to_dict()) == on.cfg
 
 
@@ -55,9 +56,10 @@ def test_streaming_models_have_no_speech_head() -> None:
                     streaming=StreamingConfig(enabled=True), speech_head=True)
 
 
-def test_training_moves_only_the_head_and_scores_stay_identical() -> None:
+@pytest.mark.parametrize("context", [1, 5])
+def test_training_moves_only_the_head_and_scores_stay_identical(context: int) -> None:
     base = tiny()
-    model = with_speech_head(base)
+    model = with_speech_head(base, context)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = np.random.default_rng(0)
     # windows of a harmonic tone (label 1) and of white noise (label 0); the front end's
@@ -73,7 +75,7 @@ def test_training_moves_only_the_head_and_scores_stay_identical() -> None:
         labels.append(np.full(f.shape[0], 1.0 if tone else 0.0, np.float32))
         window.append(np.full(f.shape[0], 100 if i == 1 else i, np.int32))  # 0 and 100 held out
     m = train_head(model, np.concatenate(feats), np.concatenate(labels), np.concatenate(window),
-                   epochs=30, lr=1e-2, batch=32, seed=0, log=lambda _: None)
+                   epochs=60, lr=1e-2, batch=2, seed=0, log=lambda _: None)
     assert m["frame_acc"] > 0.8  # a separable toy task is learned (chance: 0.5)
     after = model.state_dict()
     changed = {k for k in after if not torch.equal(after[k], before[k])}
@@ -86,13 +88,29 @@ def test_training_moves_only_the_head_and_scores_stay_identical() -> None:
     assert speech.shape == (2, 48) and float(speech.min()) >= 0 and float(speech.max()) <= 1
 
 
+def test_padded_batches_equal_unpadded_windows() -> None:
+    from train.speech_head import SpeechHead
+
+    torch.manual_seed(0)
+    head = SpeechHead(16, 3, context=9)
+    blocks = torch.randn(3, 2, 20, 16)
+    blocks[:, 1, 15:] = 7.0  # padding content must not leak into the valid frames
+    mask = torch.ones(2, 20, dtype=torch.bool)
+    mask[1, 15:] = False
+    padded = head.logits(blocks, mask)
+    alone = head.logits(blocks[:, 1:2, :15])
+    torch.testing.assert_close(padded[1, :15], alone[0])
+    with pytest.raises(ValueError, match="odd"):
+        SpeechHead(16, 3, context=4)
+
+
 def test_checkpoint_round_trip_keeps_the_head(tmp_path: Path) -> None:
-    model = with_speech_head(tiny())
+    model = with_speech_head(tiny(), 3)
     with torch.no_grad():
         model.speech_head.layer_logits.fill_(0.5)  # type: ignore[union-attr]
     path = save_checkpoint(tmp_path / "s.pt", model, model.cfg, stage="quality")
     loaded, cfg, _ = load_model(path)
-    assert cfg.speech_head and loaded.speech_head is not None
+    assert cfg.speech_head and cfg.speech_context == 3 and loaded.speech_head is not None
     assert torch.equal(loaded.speech_head.layer_logits, model.speech_head.layer_logits)  # type: ignore[union-attr]
 
 
@@ -118,10 +136,12 @@ def spec_args(out: Path) -> Namespace:
                      window_s=2.0, hop_s=0.5)
 
 
-def test_export_with_head_adds_the_speech_output_with_parity(tmp_path: Path) -> None:
-    model = with_speech_head(tiny())
+@pytest.mark.parametrize("context", [1, 9])
+def test_export_with_head_adds_the_speech_output_with_parity(tmp_path: Path, context: int) -> None:
+    model = with_speech_head(tiny(), context)
     with torch.no_grad():  # spread the probabilities away from 0.5
-        model.speech_head.mlp[2].weight.mul_(10.0)  # type: ignore[union-attr,index]
+        last = model.speech_head.mlp[2] if context == 1 else model.speech_head.out  # type: ignore[union-attr,index]
+        last.weight.mul_(10.0)
     out = tmp_path / "s.onnx"
     spec = build_spec(spec_args(out), model.cfg, {"stage": "quality"}, model.n_params())
     export_onnx(model, out, spec)
