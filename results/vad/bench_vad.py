@@ -19,6 +19,11 @@ corpus alone at -30 dBFS (a wider check: it includes the café and babble record
 hold music; tones (dial, ringback, busy, DTMF, fax, sine, sweep, 50 Hz hum); digital
 silence and dither; comfort noise (white, pink, brown at -50 and -65 dBFS).
 
+With ``--speech-model FILE`` (a model exported with a speech head, ``python -m train
+speech-head``) the "model" detector is added: the runtime's rule ``model p>=T r>=R``
+(``livesqa.gating.MODEL_THRESHOLD`` / ``MODEL_MIN_RATIO``), and with ``--grid`` its own grid,
+ranked the same way; its cost is measured in the same interleaved loop.
+
 Rules: the energy VAD as configured; Silero as the runtime uses it (a 32 ms frame is
 active at speech probability >= 0.15, a window is speech with >= 10 % active frames: the
 pair that ``--grid`` ranks first on the val split, by its worst cell, then its next worst);
@@ -45,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from livesqa.audio import read_audio
 from livesqa.errors import AudioInputError
-from livesqa.gating import GateConfig, StreamGate
+from livesqa.gating import MODEL_MIN_RATIO, MODEL_THRESHOLD, GateConfig, StreamGate
 from livesqa.types import AudioChunk
 from livesqa.windowing import Windower
 from train import degrade as dg
@@ -64,6 +69,12 @@ RUNTIME_RULE = "silero p>=0.15 r>=0.1"
 GRID = [(t, r) for t in (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5)
         for r in (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2)]
 ENERGY = GateConfig(detector="energy")
+# the "model" detector (a quality model's own speech output, --speech-model): the runtime's
+# rule (livesqa.gating.MODEL_THRESHOLD / MODEL_MIN_RATIO, chosen on val by --grid)
+MODEL_RULES = ((MODEL_THRESHOLD, MODEL_MIN_RATIO),)
+MODEL_RUNTIME_RULE = f"model p>={MODEL_THRESHOLD} r>={MODEL_MIN_RATIO}"
+MODEL_GRID = [(t, r) for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+              for r in (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)]
 
 
 def _load(path: str, rate: int) -> np.ndarray:
@@ -85,23 +96,33 @@ def windows_of(x: np.ndarray, chunk: int = 320) -> Iterator[tuple[int, np.ndarra
         yield tail.start_sample, tail.samples.copy()
 
 
-def measure(x: np.ndarray) -> list[tuple[int, float, np.ndarray]]:
-    """Per window: start sample, energy-VAD speech ratio, Silero frame probabilities."""
+SPEECH_MODEL = None  # OnnxScorer of a model with a speech output (--speech-model), or None
+
+
+def measure(x: np.ndarray) -> list[tuple[int, float, np.ndarray, np.ndarray | None]]:
+    """Per window: start sample, energy-VAD speech ratio, Silero frame probabilities and the
+    speech model's frame probabilities (None without ``--speech-model``)."""
     energy = StreamGate(ENERGY, SR)
     silero = StreamGate(GateConfig(), SR)
     out = []
     for start, w in windows_of(x):
         ratio = energy.analyze(start, w).speech_ratio
         assert silero._vad is not None
-        out.append((start, ratio, silero._vad.window_probs(start, w)))
+        mp = None if SPEECH_MODEL is None else SPEECH_MODEL.score_with_speech(w[None, :])[1][0]
+        out.append((start, ratio, silero._vad.window_probs(start, w), mp))
     return out
 
 
-def decisions(ratio_energy: float, probs: np.ndarray, grid: bool = False) -> dict[str, bool]:
+def decisions(ratio_energy: float, probs: np.ndarray, grid: bool = False,
+              model_probs: np.ndarray | None = None) -> dict[str, bool]:
     out = {"energy": ratio_energy >= ENERGY.ratio_needed and ratio_energy > 0}
     for thr, r in (GRID if grid else SILERO_RULES):
         frac = float((probs >= thr).mean()) if probs.size else 0.0
         out[f"silero p>={thr} r>={r}"] = frac >= r and frac > 0
+    if model_probs is not None:
+        for thr, r in (MODEL_GRID if grid else MODEL_RULES):
+            frac = float((model_probs >= thr).mean()) if model_probs.size else 0.0
+            out[f"model p>={thr} r>={r}"] = frac >= r and frac > 0
     return out
 
 
@@ -127,17 +148,17 @@ def positives(cat, split: str, n_so: int, rng: np.random.Generator, counts: dict
         for snr in SNRS:
             noise = noises[(k + snr) % len(noises)]
             mix = dg.saturate(dg.add_noise(clean, noise, float(snr), SR, rng))
-            for start, er, probs in measure(mix):
+            for start, er, probs, mp in measure(mix):
                 f0, f1 = start // (SR // 50), (start + WINDOW) // (SR // 50)
                 truth = float(active[f0:f1].mean())
                 kind = "speech" if truth >= 0.2 else ("noise only" if truth == 0 else None)
                 if kind is None:
                     continue
-                for rule, yes in decisions(er, probs, grid).items():
+                for rule, yes in decisions(er, probs, grid, mp).items():
                     counts[(f"{kind} @ {snr:+d} dB", rule)].append(yes)
-                    if kind == "speech" and rule == RUNTIME_RULE:
-                        counts[("by noise", snr, Path(cat.noise[split][(k + snr) % len(noises)]).stem)
-                               ].append(yes)
+                    if kind == "speech" and rule in (RUNTIME_RULE, MODEL_RUNTIME_RULE):
+                        counts[("by noise", snr, Path(cat.noise[split][(k + snr) % len(noises)]).stem,
+                                rule)].append(yes)
     counts["_utterances"] = len(utts)
 
 
@@ -209,9 +230,14 @@ def negatives(cat, split: str, moh: Path | None, rng: np.random.Generator) -> It
 def cost(model: Path, minutes: float = 2.0) -> dict[str, float]:
     """CPU ms per 1 s hop: Silero, energy VAD; per 4 s window: the model (interleaved).
 
+    With ``--speech-model`` also, interleaved in the same loop: the speech model scoring a
+    window with its speech output (the "model" gate's whole cost: scores + verdict) and
+    without it (scores only), so its detector costs the difference.
+
     Thread CPU time, not wall time: the machine may be shared (a training job), and
     preemption would otherwise be charged to whichever step was running.
     """
+    from livesqa.gating import model_verdict
     from livesqa.scoring import OnnxScorer
 
     rng = np.random.default_rng(1)
@@ -219,9 +245,12 @@ def cost(model: Path, minutes: float = 2.0) -> dict[str, float]:
     wins = list(windows_of(x))
     scorer = OnnxScorer.load(model)
     silero, energy = StreamGate(GateConfig(), SR), StreamGate(ENERGY, SR)
+    gate = StreamGate(GateConfig(detector="model"), SR)
     times: dict[str, list[float]] = defaultdict(list)
     for start, w in wins[:5]:
         scorer.score(w[None, :])
+        if SPEECH_MODEL is not None:
+            SPEECH_MODEL.score_with_speech(w[None, :])
     clock = time.thread_time
     for start, w in wins:
         t0 = clock()
@@ -234,7 +263,30 @@ def cost(model: Path, minutes: float = 2.0) -> dict[str, float]:
         times["silero"].append(t1 - t0)
         times["energy"].append(t2 - t1)
         times["model"].append(t3 - t2)
+        if SPEECH_MODEL is not None:
+            t4 = clock()
+            _, probs = SPEECH_MODEL.score_with_speech(w[None, :])
+            model_verdict(gate.analyze(start, w), probs[0], gate.config)
+            t5 = clock()
+            SPEECH_MODEL.score(w[None, :])
+            t6 = clock()
+            times["speech model, scores + speech + verdict"].append(t5 - t4)
+            times["speech model, scores only"].append(t6 - t5)
     return {k: 1000 * float(np.mean(v)) for k, v in times.items()}
+
+
+def ranked_rules(grid: list[tuple[float, float]], prefix: str, counts: dict, neg: dict,
+                 categories: list[str]) -> list[tuple[list[float], float, float, list[float]]]:
+    """Every (threshold, ratio) by its worst cell, then its next worst (leximin)."""
+    ranked = []
+    for t, r in grid:
+        rule = f"{prefix} p>={t} r>={r}"
+        cells = [100 * np.mean(counts[(f"speech @ {snr:+d} dB", rule)]) for snr in SNRS]
+        cells += [100 - 100 * np.mean(counts[(f"noise only @ {snr:+d} dB", rule)]) for snr in SNRS]
+        cells += [100 - 100 * np.mean(neg[(c, rule)]) for c in categories]
+        ranked.append((sorted(cells), t, r, cells))
+    ranked.sort(key=lambda x: x[0], reverse=True)
+    return ranked
 
 
 def pct(v: list[bool], positive: bool) -> str:
@@ -251,8 +303,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=ROOT / "exported" / "livesqa-small.onnx")
     ap.add_argument("--grid", action="store_true",
                     help="also rank every (threshold, ratio) pair by its worst cell (for choosing on val)")
+    ap.add_argument("--speech-model", type=Path,
+                    help="a model with a speech output (python -m train speech-head): adds the 'model' detector")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    global SPEECH_MODEL
+    if args.speech_model is not None:
+        from livesqa.scoring import OnnxScorer
+
+        SPEECH_MODEL = OnnxScorer.load(args.speech_model)
+        if not SPEECH_MODEL.has_speech:
+            ap.error(f"{args.speech_model} has no speech output")
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     rng = np.random.default_rng(14)
@@ -263,13 +324,15 @@ def main(argv: list[str] | None = None) -> int:
     neg_items: dict = defaultdict(list)
     for category, item, x in negatives(cat, args.split, args.moh, rng):
         per_rule: dict[str, list[bool]] = defaultdict(list)
-        for _, er, probs in measure(x):
-            for rule, yes in decisions(er, probs, args.grid).items():
+        for _, er, probs, mp in measure(x):
+            for rule, yes in decisions(er, probs, args.grid, mp).items():
                 neg[(category, rule)].append(yes)
                 per_rule[rule].append(yes)
         neg_items[category].append((item, {r: sum(v) for r, v in per_rule.items()},
                                     len(next(iter(per_rule.values())))))
     rules = ["energy"] + [f"silero p>={t} r>={r}" for t, r in SILERO_RULES]
+    if SPEECH_MODEL is not None:
+        rules.append(MODEL_RUNTIME_RULE)
     ms = cost(args.model)
     cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True,
                          text=True).stdout.split(":")[-1].strip()
@@ -278,7 +341,11 @@ def main(argv: list[str] | None = None) -> int:
              f"Made by `python results/vad/bench_vad.py --split {args.split} --moh ... --out ...` on "
              f"{cpu} ({platform.machine()}), one core. {counts['_utterances']} utterances of the "
              f"split's held-out speakers, {len(cat.noise[args.split])} held-out noise files; 4 s "
-             "windows, 1 s hop. Cells: % of windows (count).",
+             "windows, 1 s hop. Cells: % of windows (count)."
+             + ("" if SPEECH_MODEL is None else
+                f" `model` = the speech output of `{args.speech_model.name}` "
+                f"({SPEECH_MODEL.spec.name} {SPEECH_MODEL.spec.version}): 40 ms frames, the "
+                "window's frames at p >= threshold over all its frames >= ratio."),
              "",
              "## Windows with speech scored (higher is better; goal >= 95 %)",
              "",
@@ -287,13 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     for snr in SNRS:
         lines.append(f"| {snr:+d} dB | " + " | ".join(pct(counts[(f'speech @ {snr:+d} dB', r)], True)
                                                    for r in rules) + " |")
-    stems = sorted({key[2] for key in counts if isinstance(key, tuple) and key[0] == "by noise"})
-    lines += ["", f"Windows with speech scored by `{RUNTIME_RULE}` (the runtime's rule), per noise file:",
-              "", "| noise file | " + " | ".join(f"{snr:+d} dB" for snr in SNRS) + " |",
-              "| --- |" + " --- |" * len(SNRS)]
-    for stem in stems:
-        lines.append(f"| {stem} | " + " | ".join(pct(counts[("by noise", snr, stem)], True)
-                                                for snr in SNRS) + " |")
+    for runtime_rule in [RUNTIME_RULE] + ([MODEL_RUNTIME_RULE] if SPEECH_MODEL is not None else []):
+        stems = sorted({key[2] for key in counts if isinstance(key, tuple) and key[0] == "by noise"
+                        and key[3] == runtime_rule})
+        lines += ["", f"Windows with speech scored by `{runtime_rule}` (a runtime rule), per noise file:",
+                  "", "| noise file | " + " | ".join(f"{snr:+d} dB" for snr in SNRS) + " |",
+                  "| --- |" + " --- |" * len(SNRS)]
+        for stem in stems:
+            lines.append(f"| {stem} | " + " | ".join(pct(counts[("by noise", snr, stem, runtime_rule)], True)
+                                                    for snr in SNRS) + " |")
     lines += ["", "## Windows without speech said 'no speech' (higher is better; goal >= 95 %)", "",
               "| signal | " + " | ".join(rules) + " |", "| --- |" + " --- |" * len(rules)]
     for snr in SNRS:
@@ -303,23 +372,19 @@ def main(argv: list[str] | None = None) -> int:
     for category in neg_items:
         lines.append(f"| {category} | " + " | ".join(pct(neg[(category, r)], False) for r in rules) + " |")
     if args.grid:
-        ranked = []
-        for t, r in GRID:
-            rule = f"silero p>={t} r>={r}"
-            cells = [100 * np.mean(counts[(f"speech @ {snr:+d} dB", rule)]) for snr in SNRS]
-            cells += [100 - 100 * np.mean(counts[(f"noise only @ {snr:+d} dB", rule)]) for snr in SNRS]
-            cells += [100 - 100 * np.mean(neg[(c, rule)]) for c in neg_items]
-            ranked.append((sorted(cells), t, r, cells))
-        ranked.sort(key=lambda x: x[0], reverse=True)  # leximin: best worst cell, then next worst
-        lines += ["", "## Every (frame threshold, window ratio), best worst cell first (ties: next worst)", "",
-                  "| threshold | ratio | worst cell | speech -5/0/5/10/20 dB | no speech: around the "
-                  "talker -5/0/5/10/20 dB, then per signal as above |",
-                  "| --- | --- | --- | --- | --- |"]
-        for worst, t, r, cells in ranked[:12]:
-            lines.append(f"| {t} | {r} | {worst[0]:.1f} | " + " / ".join(f"{c:.1f}" for c in cells[:5])
-                         + " | " + " / ".join(f"{c:.1f}" for c in cells[5:]) + " |")
+        grids = [("silero", GRID)] + ([("model", MODEL_GRID)] if SPEECH_MODEL is not None else [])
+        for prefix, grid in grids:
+            ranked = ranked_rules(grid, prefix, counts, neg, list(neg_items))
+            lines += ["", f"## {prefix}: every (frame threshold, window ratio), best worst cell first "
+                      "(ties: next worst)", "",
+                      "| threshold | ratio | worst cell | speech -5/0/5/10/20 dB | no speech: around the "
+                      "talker -5/0/5/10/20 dB, then per signal as above |",
+                      "| --- | --- | --- | --- | --- |"]
+            for worst, t, r, cells in ranked[:12]:
+                lines.append(f"| {t} | {r} | {worst[0]:.1f} | " + " / ".join(f"{c:.1f}" for c in cells[:5])
+                             + " | " + " / ".join(f"{c:.1f}" for c in cells[5:]) + " |")
     lines += ["", "Items where a rule scored any window (windows scored / windows):", ""]
-    shown = {"energy"} | {f"silero p>={t} r>={r}" for t, r in SILERO_RULES}
+    shown = set(rules)
     for category, items in neg_items.items():
         for item, hits, n in items:
             bad = {r: h for r, h in hits.items() if h and r in shown}
@@ -332,6 +397,19 @@ def main(argv: list[str] | None = None) -> int:
               f"| Silero VAD, per 1 s hop (31 new frames) | {ms['silero']:.2f} | "
               f"{100 * ms['silero'] / ms['model']:.1f} % |",
               f"| energy VAD, per 4 s window | {ms['energy']:.2f} | {100 * ms['energy'] / ms['model']:.1f} % |"]
+    if SPEECH_MODEL is not None:
+        both, only = ms["speech model, scores + speech + verdict"], ms["speech model, scores only"]
+        lines += [f"| speech model `{args.speech_model.name}`, scores only, per 4 s window | {only:.2f} | "
+                  f"{100 * only / ms['model']:.1f} % |",
+                  f"| speech model, scores + speech output + window verdict | {both:.2f} | "
+                  f"{100 * both / ms['model']:.1f} % |",
+                  f"| **model detector** (the difference: what the gate adds to scoring a window) | "
+                  f"{both - only:.2f} | {100 * (both - only) / ms['model']:.1f} % |",
+                  "", "The model detector needs the model on every window (Silero skips it on windows "
+                  "without speech), so on a silent stretch the whole model is the gate's cost."]
+    load = os.getloadavg()
+    lines += ["", f"Load average at the end of the run: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
+              "(1 / 5 / 15 min; the 2-core machine is shared with a training job)."]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
