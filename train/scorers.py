@@ -92,6 +92,38 @@ class OnnxFileScorer:
         return self._scorer.score(np.ascontiguousarray(x, np.float32)[None])[0].astype(np.float64)
 
 
+class OnnxStreamingFileScorer:
+    """An exported *streaming* ONNX model through the runtime's ``livesqa.streaming``: the file
+    score is :meth:`CheckpointScorer._streaming_file_score`'s (mean of the chunks whose window is
+    whole, else the last chunk's), so a quantised or re-exported file compares with its
+    checkpoint on the dev sets."""
+
+    def __init__(self, path: str | Path, name: str | None = None) -> None:
+        import json
+
+        from livesqa.streaming import StreamingScorer
+
+        self.path = Path(path)
+        self._scorer = StreamingScorer.load(self.path)
+        spec = self._scorer.spec
+        raw = json.loads(spec.extra["streaming"])
+        self._first_whole = int(raw["left_frames"]) // int(raw["chunk_frames"])
+        self.sample_rate_hz = spec.sample_rate_hz
+        self.name = name or f"{self.path.stem} (onnx)"
+
+    def score(self, wav: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+        x = np.ascontiguousarray(resample(wav, sample_rate_hz, self.sample_rate_hz), np.float32)
+        self._scorer.reset("file")
+        self._scorer.push("file", x, 0)
+        scores = []
+        while "file" in self._scorer.due():
+            scores.append(self._scorer.run(["file"])["file"].scores)
+        if not scores:
+            raise ConfigError(f"{self.name}: audio shorter than one chunk")
+        use = scores[self._first_whole:] if len(scores) > self._first_whole else scores[-1:]
+        return np.mean(np.stack(use), axis=0).astype(np.float64)
+
+
 class NisqaScorer:
     """A NISQA checkpoint (``train.teachers``), reordered to DIMENSIONS; NaN where it has no output."""
 
@@ -159,8 +191,14 @@ class MeanMosScorer:
 
 
 def model_scorer(path: str | Path, device: str = "cpu") -> FileScorer:
-    """``*.onnx`` -> :class:`OnnxFileScorer`; anything else -> :class:`CheckpointScorer`."""
+    """``*.onnx`` -> :class:`OnnxFileScorer` (or :class:`OnnxStreamingFileScorer` when its spec
+    says streaming); anything else -> :class:`CheckpointScorer`."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"model not found: {p}")
-    return OnnxFileScorer(p) if p.suffix == ".onnx" else CheckpointScorer(p, device)
+    if p.suffix != ".onnx":
+        return CheckpointScorer(p, device)
+    from livesqa.spec import read_spec
+    from livesqa.streaming import STREAMING_KIND, model_kind
+
+    return OnnxStreamingFileScorer(p) if model_kind(read_spec(p)) == STREAMING_KIND else OnnxFileScorer(p)

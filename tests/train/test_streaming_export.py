@@ -150,3 +150,20 @@ def test_bench_cli_side_by_side(exported: tuple[Path, object], windowed: Path,
                  "--streaming", str(windowed)]) != 0
     err = capsys.readouterr().err
     assert "windowed, not streaming" in err and "Traceback" not in err
+
+
+def test_onnx_streaming_file_score_equals_the_checkpoints(exported: tuple[Path, object], tmp_path: Path) -> None:
+    """evaluate scores an exported streaming file (``model_scorer``) as it scores the checkpoint:
+    the mean of the whole-window chunks, or the last chunk for a short file."""
+    from train.checkpoint import save_checkpoint
+    from train.scorers import CheckpointScorer, OnnxStreamingFileScorer, model_scorer
+
+    path, model = exported
+    ckpt = tmp_path / "best.pt"
+    save_checkpoint(ckpt, model, model.cfg, stage="quality")  # type: ignore[attr-defined]
+    onnx_scorer, torch_scorer = model_scorer(path), CheckpointScorer(ckpt)
+    assert isinstance(onnx_scorer, OnnxStreamingFileScorer)
+    step = StreamingStep(model, K)  # type: ignore[arg-type]
+    for n_chunks in (9, 2):  # whole windows from the 4th chunk on; a short file
+        wav = audio(step.tail + n_chunks * step.chunk_samples, seed=n_chunks)
+        np.testing.assert_allclose(onnx_scorer.score(wav, 16000), torch_scorer.score(wav, 16000), atol=1e-4)
