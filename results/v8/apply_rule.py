@@ -1,6 +1,6 @@
 """Apply the larger-student rule (results/v8/SELECTION.md) to the v8 evaluation.
 
-    python results/v8/select.py [--eval results/v8/eval/eval.csv] > results/v8/selection.md
+    python results/v8/apply_rule.py [--eval results/v8/eval/eval.csv] > results/v8/selection.md
 
 Mean MOS PCC over the four human-rated views, each weighted equally; every row is printed.
 A 12-block candidate qualifies when its mean is at least MARGIN above the incumbent's (0.5.0);
