@@ -167,3 +167,25 @@ def test_onnx_streaming_file_score_equals_the_checkpoints(exported: tuple[Path, 
     for n_chunks in (9, 2):  # whole windows from the 4th chunk on; a short file
         wav = audio(step.tail + n_chunks * step.chunk_samples, seed=n_chunks)
         np.testing.assert_allclose(onnx_scorer.score(wav, 16000), torch_scorer.score(wav, 16000), atol=1e-4)
+
+
+def test_int8_streaming_export_is_a_streaming_file_close_to_fp32(tmp_path: Path) -> None:
+    """`export-streaming --int8` writes NAME.int8.onnx beside NAME.onnx: same state layout,
+    version tagged ``-int8``, chunk scores within the int8 tolerance of the fp32 file's."""
+    from train.checkpoint import save_checkpoint
+
+    cfg = streaming_cfg(chunk_frames=K)
+    ckpt = save_checkpoint(tmp_path / "best.pt", model_with_level(cfg), cfg, stage="quality")
+    out = tmp_path / "s.onnx"
+    assert export_streaming.main(["--checkpoint", str(ckpt), "--out", str(out), "--int8"]) == 0
+    q = out.with_suffix(".int8.onnx")
+    fp, i8 = read_spec(out), read_spec(q)
+    assert model_kind(i8) == "streaming" and i8.extra["streaming"] == fp.extra["streaming"]
+    assert i8.version == fp.version + "-int8"
+    a, b = StreamingScorer.load(out), StreamingScorer.load(q)
+    wav = audio(a.layout.tail_samples + 4 * a.layout.chunk_samples, seed=3)
+    for s in (a, b):
+        s.push("x", wav, 0)
+    for _ in range(4):
+        ra, rb = a.run(["x"])["x"], b.run(["x"])["x"]
+        assert np.max(np.abs(ra.scores - rb.scores)) < 0.15
