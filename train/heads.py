@@ -50,14 +50,22 @@ class ScoreReadout(nn.Module):
         self.score_min = score_min
         self.score_span = score_max - score_min
 
+    def logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``[B, K, P]`` -> pre-sigmoid logits ``[B, K]``."""
+        return (pooled * self.weight[None]).sum(dim=-1) + self.bias
+
+    def scale(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits -> scores in ``[score_min, score_max]``."""
+        return self.score_min + self.score_span * torch.sigmoid(logits)
+
     def forward(
         self, pooled: torch.Tensor, extra_logits: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``[B, K, P]`` (+ optional ``[B, K]`` added before the sigmoid) -> scores ``[B, K]``."""
-        logits = (pooled * self.weight[None]).sum(dim=-1) + self.bias
+        logits = self.logits(pooled)
         if extra_logits is not None:
             logits = logits + extra_logits
-        return self.score_min + self.score_span * torch.sigmoid(logits)
+        return self.scale(logits)
 
 
 class Probe(nn.Module):
@@ -143,16 +151,10 @@ class QualityHead(nn.Module):
         level: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``layers``: block outputs ``[B, T, d]``; ``level``: mean log-mel ``[B, level_dim]``."""
-        x = layers[-1] if self.layer_attention is None else self.layer_attention(layers)
-        pooled = self.probe.pool(self.probe.fc(x), lengths)
-        extra = None
-        if self.level is not None:
-            if level is None:
-                raise ValueError("this head was built with level_input=True: pass level")
-            extra = self.level(level / LEVEL_SCALE)
-            if self.level_mlp is not None:
-                extra = extra + self.level_mlp(level / LEVEL_SCALE)
-        return self.probe.readout(pooled, extra)
+        out = self.logits(layers, lengths, level)
+        if self.level_mlp is not None and level is not None:
+            out = out + self.level_mlp(level / LEVEL_SCALE)
+        return self.probe.readout.scale(out)
 
     def logits(
         self,
@@ -163,9 +165,7 @@ class QualityHead(nn.Module):
         """Pre-sigmoid logits ``[B, n_outputs]`` of :meth:`forward` without the level MLP
         (what ``train/level_head.py`` caches and fits the MLP on)."""
         x = layers[-1] if self.layer_attention is None else self.layer_attention(layers)
-        pooled = self.probe.pool(self.probe.fc(x), lengths)
-        r = self.probe.readout
-        out = (pooled * r.weight[None]).sum(dim=-1) + r.bias
+        out = self.probe.readout.logits(self.probe.pool(self.probe.fc(x), lengths))
         if self.level is not None:
             if level is None:
                 raise ValueError("this head was built with level_input=True: pass level")

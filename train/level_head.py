@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,10 +59,12 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def fit_level_mlp(
-    mlp: torch.nn.Module, score: "ScoreMap", train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...],
+    mlp: torch.nn.Module, score: Callable[[torch.Tensor], torch.Tensor],
+    train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...],
     epochs: int, lr: float, seed: int,
 ) -> tuple[int, float, float]:
-    """Full-batch Adam on the cached rows; keeps the weights of the best validation loss.
+    """Full-batch Adam on the cached rows (``score`` maps logits to scores, e.g. the head's
+    ``ScoreReadout.scale``); keeps the weights of the best validation loss.
     Returns (best epoch, val loss at start, best val loss)."""
     torch.manual_seed(seed)
     t_logit, t_level, t_target = (torch.from_numpy(a) for a in train)
@@ -85,16 +88,6 @@ def fit_level_mlp(
             best_state = {k: v.clone() for k, v in mlp.state_dict().items()}
     mlp.load_state_dict(best_state)
     return best_epoch, start, best
-
-
-class ScoreMap:
-    """Logits -> scores, as :class:`train.heads.ScoreReadout` maps them."""
-
-    def __init__(self, score_min: float, score_max: float) -> None:
-        self.score_min, self.span = score_min, score_max - score_min
-
-    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
-        return self.score_min + self.span * torch.sigmoid(logits)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"{args.checkpoint}: weights do not match its own config")
     mlp = grown.quality_head.level_mlp
     assert mlp is not None
-    epoch, start, best = fit_level_mlp(mlp, ScoreMap(cfg.head.score_min, cfg.head.score_max),
+    epoch, start, best = fit_level_mlp(mlp, grown.quality_head.probe.readout.scale,
                                        train, val, args.epochs, args.lr, args.seed)
     extra = dict(ckpt.get("extra", {}))
     extra["level_head"] = {"from": str(args.checkpoint), "manifest": str(args.manifest), "hidden": args.hidden,

@@ -99,9 +99,10 @@ def test_level_mlp_learns_an_inverted_u_the_linear_term_cannot() -> None:
     targets = np.repeat((4.5 - 3.0 * lv**2)[:, None], 5, axis=1).astype(np.float32)
     logits = np.zeros((n, 5), np.float32)
     rows = (logits, levels, targets)
-    mlp = QualityModel(tiny(level_hidden=8)).quality_head.level_mlp
+    head = QualityModel(tiny(level_hidden=8)).quality_head
+    mlp = head.level_mlp
     assert mlp is not None
-    epoch, start, best = level_head.fit_level_mlp(mlp, level_head.ScoreMap(1.0, 5.0), rows, rows, 800, 1e-2, 0)
+    epoch, start, best = level_head.fit_level_mlp(mlp, head.probe.readout.scale, rows, rows, 800, 1e-2, 0)
     assert epoch > 0 and best < 0.1 * start
 
 
