@@ -15,6 +15,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "simulate": ("train.simulate", "generate the degraded corpus from clean speech and noise"),
     "real-clips": ("train.real_clips", "append windows of the real AEC-challenge recordings to a corpus manifest"),
     "realchain": ("train.realchain", "held-out speech through real software (codec PLC, ffmpeg NS/limiter)"),
+    "enhanced": ("train.enhanced", "noisy speech through real noise suppressors (RNNoise, noisereduce, ffmpeg anlmdn/afwtdn)"),
     "label": ("train.teachers", "label simulated clips with the teacher models (NISQA, DNSMOS)"),
     "pretrain-asr": ("train.pretrain_asr", "CTC pretraining of the Conformer encoder"),
     "probe": ("train.probe", "layer-wise probing of a frozen encoder (table + PNG)"),
