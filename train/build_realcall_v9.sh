@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Session 11: real noise suppressors in the corpus (issue #13; results/v9/SELECTION.md); resumable.
+# Needs session 8's corpus and session 9's manifest (bash train/build_realcall_v6.sh data;
+# bash train/build_realcall_v7.sh train) and runs/v040.
+# Usage: bash train/build_realcall_v9.sh [data|train|stream|eval|all] [CONFIG]
+#   data  : 1,600 clips through real suppressors (train/enhanced.py), labelled by NISQA v2 and
+#           DistillMOS (three processes), merged with 0.5.0's manifest into cache/sim6/manifest-v9.csv
+#   train : ft-v9-enh (0.5.0's recipe on the merged manifest), its snapshot average, the soup with 0.4.0
+#   stream: ft-v9-stream (the shipped streaming model's recipe on the merged manifest), its average
+#   eval  : every candidate on the four human-rated views and the rule (results/v9/selection.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STAGE=${1:-all}
+CFG=${2:-configs/train/small.toml}
+mkdir -p cache runs logs
+STREAMING="--set model.encoder.causal_conv=true --set model.encoder.positions=\"chunk\" \
+  --set model.streaming.enabled=true --set model.streaming.dynamic_chunks=[5,15,25]"
+data() {
+  [ -f cache/enh/manifest.csv ] || python -m train enhanced --out-dir cache/enh --n-clips 1600
+  local pids=()
+  for T in nisqa distillmos:0/2 distillmos:1/2; do
+    SHARD=${T#*:}; [ "$SHARD" = "$T" ] && SHARD=0/1
+    python -m train label --config "$CFG" --manifest cache/enh/manifest.csv --teachers ${T%%:*} --no-dnsmos \
+      --mos-combination mean --shard $SHARD > "logs/label-enh-${T/\//of}.log" 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  python - <<'PY'
+# 0.5.0's manifest unchanged + the enhanced clips, MOS = 2/3 NISQA + 1/3 DistillMOS (as manifest-w23)
+import csv
+base = list(csv.DictReader(open("cache/sim6/manifest-w23.csv", newline="", encoding="utf-8")))
+enh = list(csv.DictReader(open("cache/enh/manifest.csv", newline="", encoding="utf-8")))
+missing = [r["filename_deg"] for r in enh if not r.get("nisqa_mos") or not r.get("distillmos_mos")]
+if missing:
+    raise SystemExit(f"cache/enh/manifest.csv: {len(missing)} clips lack a teacher label, e.g. {missing[:3]}")
+for r in enh:
+    r["filepath_deg"] = "../enh/" + r["filepath_deg"]
+    r["mos"] = f"{2 / 3 * float(r['nisqa_mos']) + 1 / 3 * float(r['distillmos_mos']):.6f}"
+with open("cache/sim6/manifest-v9.csv", "w", newline="", encoding="utf-8") as f:
+    w = csv.DictWriter(f, fieldnames=list(base[0]), extrasaction="ignore")
+    w.writeheader()
+    w.writerows(base + enh)
+print(f"cache/sim6/manifest-v9.csv: {len(base)} + {len(enh)} rows")
+PY
+}
+finetune() {  # RUN [--set ...]: 0.5.0's recipe (0.4.0 + 2,000 cosine steps) on the merged manifest
+  local run=$1; shift
+  python -m train finetune --config "$CFG" --set finetune.run="$run" \
+    --set finetune.manifest=cache/sim6/manifest-v9.csv --set finetune.init=checkpoint \
+    --set finetune.init_checkpoint=runs/v040/best.pt --set finetune.schedule=cosine \
+    --set finetune.total_steps=2000 --set finetune.max_steps=2000 --set finetune.lr=5e-4 \
+    --set finetune.encoder_lr=2e-4 --set finetune.crop_s=0 --set finetune.max_minutes=170 \
+    --set finetune.val_minutes=8 --set finetune.val_max_clips=400 --set finetune.snapshots=true "$@" \
+    >> "logs/$run.log" 2>&1
+}
+train() {
+  finetune ft-v9-enh
+  python -m train average --run runs/ft-v9-enh --last 4 --out runs/ft-v9-enh-avg/best.pt
+  python -m train average --checkpoints runs/v040/best.pt runs/ft-v9-enh-avg/best.pt --out runs/soup-v040-v9/best.pt
+}
+stream() {
+  finetune ft-v9-stream $STREAMING
+  python -m train average --run runs/ft-v9-stream --last 4 --out runs/ft-v9-stream-avg/best.pt
+}
+evaluate() {
+  local models='"runs/soup-v040-v7/best.pt","runs/ft-v9-enh/best.pt","runs/ft-v9-enh/last.pt","runs/ft-v9-enh-avg/best.pt","runs/soup-v040-v9/best.pt"'
+  [ -f runs/ft-v9-stream-avg/best.pt ] && models+=',"runs/ft-v7-stream2k/best.pt","runs/ft-v9-stream/best.pt","runs/ft-v9-stream/last.pt","runs/ft-v9-stream-avg/best.pt"'
+  python -m train evaluate --config "$CFG" --set "evaluate.models=[$models]" \
+    --set 'evaluate.datasets=["p835-wb","p835-fb","p835-nb","vmos24-t3"]' --set evaluate.out_dir=results/v9/eval
+  python results/v9/apply_rule.py --eval results/v9/eval/eval.csv > results/v9/selection.md
+}
+case $STAGE in
+  data) data ;; train) train ;; stream) stream ;; eval) evaluate ;;
+  all) data; train; stream; evaluate ;;
+  *) echo "usage: bash train/build_realcall_v9.sh [data|train|stream|eval|all] [CONFIG]" >&2; exit 2 ;;
+esac
