@@ -12,33 +12,12 @@ import soundfile as sf
 from train.sim_catalogue import build_catalogue, split_of
 from train.simulate import MANIFEST_COLUMNS, SimulateConfig, clip_seed, done_indices, run
 
-SR = 16000
-
-
-def _tone_speech(seconds: float, f0: float) -> np.ndarray:
-    t = np.arange(int(seconds * SR)) / SR
-    return (0.1 * np.sin(2 * np.pi * f0 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+from tests.fakedata import SR, make_fake_data_root
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    folder = root / "speech" / "speechocean762" / "train"
-    (folder / "audio").mkdir(parents=True)
-    lines = []
-    for s in range(40):
-        for u in range(3):
-            utt = f"{s:04d}{u:04d}"
-            sf.write(folder / "audio" / f"{utt}.opus", _tone_speech(2.0 + u, 100 + 5 * s), SR,
-                     format="OGG", subtype="OPUS")
-            lines.append(f"{utt} {s:04d}")
-    (folder / "utt2spk").write_text("\n".join(lines) + "\n")
-    rng = np.random.default_rng(0)
-    for i in range(40):
-        path = root / "noise" / f"kind{i % 4}" / f"n{i:02d}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, (0.05 * rng.standard_normal(SR * 3)).astype(np.float32), SR)
-    return root
+    return make_fake_data_root(tmp_path_factory.mktemp("data"))
 
 
 def _cfg(root: Path, out: Path, n: int, seed: int = 5) -> SimulateConfig:
