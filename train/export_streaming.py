@@ -1,14 +1,18 @@
 """`python -m train export-streaming`: a streaming checkpoint -> chunk-in, state-in ONNX, checked.
 
 The graph is ``(audio [batch, chunk_samples], *state) -> (scores [batch, 5], *next_state)``
-(``train.streaming.StreamingStep``). The state layout goes into the spec's ``extra``
+(``train.streaming.StreamingStep``). The audio's length axis is dynamic: a stream's final
+partial chunk (any whole number of 640-sample frames below ``chunk_samples``) is scored by the
+same graph, and the spec says so with ``min_chunk_samples`` (files exported before it lack
+the key, and the runtime scores only their whole chunks). The state layout goes into the spec's ``extra``
 (``kind = "streaming"``, ``streaming`` = JSON: chunk and tail sizes, and per state tensor its
 input name, output name and shape after the batch axis; every state starts at zero except
 ``tail``, which holds the stream's first ``tail_samples`` samples). A windowed runtime refuses
 the file (inputs besides ``audio``); ``livesqa.streaming`` runs it.
 
 After writing, ORT (one thread) is checked against torch over several chunks with the state
-carried, for a batch of two streams. ``--random-init CONFIG`` exports untrained weights for
+carried, for a batch of two streams, and on partial chunks (1, 5 and 13 frames, those below
+the chunk) after two whole ones. ``--random-init CONFIG`` exports untrained weights for
 speed measurement only (the spec says so).
 """
 
@@ -29,7 +33,7 @@ from livesqa.errors import ConfigError
 from livesqa.spec import DIMENSIONS, INPUT_NAME, OUTPUT_NAME, ModelSpec, read_spec
 from train.config import ModelConfig
 from train.export import DEFAULT_OPSET, load_for_export, quantize_int8, write_metadata
-from train.streaming import StreamingStep
+from train.streaming import SAMPLES_PER_FRAME, StreamingStep
 
 KIND = "streaming"
 NEXT_PREFIX = "next_"
@@ -39,6 +43,7 @@ def layout(step: StreamingStep) -> dict[str, Any]:
     """The ``streaming`` JSON of the spec: what the runtime needs to keep one state per stream."""
     return {
         "chunk_samples": step.chunk_samples,
+        "min_chunk_samples": SAMPLES_PER_FRAME,  # a final partial chunk: whole 40 ms frames
         "tail_samples": step.tail,
         "chunk_frames": step.k,
         "left_frames": step.left,
@@ -59,7 +64,8 @@ def export_streaming_onnx(
     names = [s.name for s in step.states]
     inputs = (torch.zeros(1, step.chunk_samples), *step.init_state(1))
     outputs = [OUTPUT_NAME] + [NEXT_PREFIX + n for n in names]
-    axes = {n: {0: "batch"} for n in [INPUT_NAME, *names, *outputs]}
+    axes: dict[str, dict[int, str]] = {n: {0: "batch"} for n in [*names, *outputs]}
+    axes[INPUT_NAME] = {0: "batch", 1: "samples"}  # a final partial chunk is shorter
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
@@ -71,8 +77,14 @@ def export_streaming_onnx(
     return out
 
 
+def partial_frames(step: StreamingStep) -> list[int]:
+    """Partial-chunk lengths the parity check tries: 1, 5 and 13 frames, those below ``K``."""
+    return [f for f in (1, 5, 13) if f < step.k]
+
+
 def check_parity(step: StreamingStep, path: Path, n_chunks: int = 6, seed: int = 0) -> float:
-    """Max |torch - ORT| over ``n_chunks`` consecutive chunks of two streams, state carried."""
+    """Max |torch - ORT| over ``n_chunks`` consecutive chunks of two streams, state carried,
+    and over final partial chunks (:func:`partial_frames`) scored after the second chunk."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -93,6 +105,14 @@ def check_parity(step: StreamingStep, path: Path, n_chunks: int = 6, seed: int =
         with torch.no_grad():
             ref, *state_t = step(chunk, *state_t)
         got = session.run(None, {INPUT_NAME: chunk.numpy(), **state_o})
+        if c == 1:  # after two whole chunks: a final partial chunk from this state
+            for f in partial_frames(step):
+                part = wav[:, a + step.chunk_samples : a + step.chunk_samples + f * SAMPLES_PER_FRAME]
+                with torch.no_grad():
+                    ref_p = step(part, *state_t)[0]
+                state_now = dict(zip(names, got[1:]))
+                got_p = session.run([OUTPUT_NAME], {INPUT_NAME: part.numpy(), **state_now})[0]
+                worst = max(worst, float(np.max(np.abs(got_p - ref_p.numpy()))))
         state_o = dict(zip(names, got[1:]))
         worst = max(worst, float(np.max(np.abs(got[0] - ref.numpy()))))
     return worst
@@ -175,5 +195,6 @@ def main(argv: list[str] | None = None) -> int:
         ok = worst <= tolerance and math.isfinite(worst)
         failed |= not ok
         print(f"{path}: streaming parity max |torch - ORT| = {worst:.2e} over 6 chunks x 2 streams "
+              f"and partial chunks of {partial_frames(step)} frames "
               f"(tolerance {tolerance:g}) {'OK' if ok else 'FAIL'}")
     return 1 if failed else 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -35,7 +35,8 @@ class FileScorer(Protocol):
 class CheckpointScorer:
     """A ``train.checkpoint`` quality model, run in torch on the whole clip in one pass."""
 
-    def __init__(self, path: str | Path, device: str = "cpu", name: str | None = None) -> None:
+    def __init__(self, path: str | Path, device: str = "cpu", name: str | None = None,
+                 final_partial: bool = True) -> None:
         import torch
 
         from train.checkpoint import load_model
@@ -49,6 +50,7 @@ class CheckpointScorer:
                                    "cpu" if device == "auto" else device)
         self.model.to(self.device).eval()
         self.sample_rate_hz = self.cfg.frontend.sample_rate_hz
+        self.final_partial = final_partial  # streaming models: score a file's last partial chunk
         # runs/X/best.pt is "X"; runs/X/last.pt is "X@last" (both may be rows of one table)
         self.name = name or (self.path.parent.name if self.path.stem == "best" else
                              f"{self.path.parent.name}@last" if self.path.stem == "last" else self.path.stem)
@@ -63,17 +65,39 @@ class CheckpointScorer:
         return out[0].float().cpu().numpy().astype(np.float64)
 
     def _streaming_file_score(self, batch: object) -> np.ndarray:
-        """A streaming model's file score: the mean of its scores after every chunk whose
-        window (chunk + left context, 4 s) is whole, as ``livesqa file`` averages the 4 s
-        windows of a windowed model; a file shorter than one window gets its last chunk's
-        score. Why: ``forward`` alone scores only a file's last 4 s."""
-        from train.streaming import chunked_forward
+        """A streaming model's file score (:func:`streaming_file_rows`): the mean of its scores
+        after every chunk whose window (chunk + left context, 4 s) is whole, as ``livesqa file``
+        averages the 4 s windows of a windowed model; a file shorter than one window gets its
+        last row, which is the final partial chunk's when at least one 40 ms frame follows the
+        last whole chunk (so the row covers the whole clip). Why: ``forward`` alone scores only
+        a file's last 4 s, and a short clip's last whole chunk misses up to 1 s of it."""
+        from train.streaming import chunked_forward, stream_rows
 
         s = self.cfg.streaming
-        scores = chunked_forward(self.model, batch, s.chunk_frames)[0]  # [n_chunks, 5]
-        first_whole = s.left_frames // s.chunk_frames  # chunks before it see < a window
-        use = scores[first_whole:] if scores.shape[0] > first_whole else scores[-1:]
+        n_whole, k_part = stream_rows(self.model, int(batch.shape[1]), s.chunk_frames)  # type: ignore[attr-defined]
+        first_whole = s.left_frames // s.chunk_frames
+        # the partial row never joins a mean of whole windows: score it only when it is used
+        partial = self.final_partial and n_whole <= first_whole and k_part > 0
+        if n_whole < 1 and not partial:
+            raise ConfigError(f"{self.name}: audio shorter than one chunk")
+        scores = chunked_forward(self.model, batch, s.chunk_frames, final_partial=partial)[0]
+        use = streaming_file_rows(scores, first_whole, n_whole)
         return use.mean(dim=0).float().cpu().numpy().astype(np.float64)
+
+
+def streaming_file_rows(scores: Any, first_whole: int, n_whole: int) -> Any:
+    """The rows of a streaming model's file score, shared by the torch and ONNX scorers.
+
+    ``scores [n_rows, 5]``: one row per whole chunk, then (optionally) the final partial
+    chunk's. Rows ``first_whole..n_whole-1`` see a whole window (their chunk plus the left
+    context); their mean is the file score. A file with none (shorter than ~4.05 s) gets its
+    last row: the final partial chunk's if scored, else the last whole chunk's. The partial row
+    never joins the mean: its window is shorter than the model's, and a long file's score stays
+    what it was before partial chunks existed.
+    """
+    if n_whole > first_whole:
+        return scores[first_whole:n_whole]
+    return scores[-1:]
 
 
 class OnnxFileScorer:
@@ -94,9 +118,10 @@ class OnnxFileScorer:
 
 class OnnxStreamingFileScorer:
     """An exported *streaming* ONNX model through the runtime's ``livesqa.streaming``: the file
-    score is :meth:`CheckpointScorer._streaming_file_score`'s (mean of the chunks whose window is
-    whole, else the last chunk's), so a quantised or re-exported file compares with its
-    checkpoint on the dev sets."""
+    score is :meth:`CheckpointScorer._streaming_file_score`'s (:func:`streaming_file_rows`), so
+    a quantised or re-exported file compares with its checkpoint on the dev sets. A file whose
+    spec lacks ``min_chunk_samples`` (exported before partial chunks) scores whole chunks only,
+    as the runtime does with it."""
 
     def __init__(self, path: str | Path, name: str | None = None) -> None:
         import json
@@ -118,10 +143,16 @@ class OnnxStreamingFileScorer:
         scores = []
         while "file" in self._scorer.due():
             scores.append(self._scorer.run(["file"])["file"].scores)
+        n_whole = len(scores)
+        if n_whole <= self._first_whole:  # the partial row is used only here (see the rows)
+            last = self._scorer.flush("file")
+            if last is not None:
+                scores.append(last.scores)
+        self._scorer.close("file")
         if not scores:
             raise ConfigError(f"{self.name}: audio shorter than one chunk")
-        use = scores[self._first_whole:] if len(scores) > self._first_whole else scores[-1:]
-        return np.mean(np.stack(use), axis=0).astype(np.float64)
+        use = streaming_file_rows(np.stack(scores), self._first_whole, n_whole)
+        return np.mean(use, axis=0).astype(np.float64)
 
 
 class NisqaScorer:

@@ -12,6 +12,10 @@ Two forwards compute exactly the same numbers (``tests/train/test_streaming.py``
 - :class:`StreamingStep`: one chunk plus explicit state in, scores plus new state out (what
   ``python -m train export-streaming`` writes to ONNX; the runtime keeps one state per stream).
 
+Both also score a stream's *final partial chunk* (``k' < K`` whole 40 ms frames after the
+last whole chunk; ``chunked_forward(..., final_partial=True)``), so a clip of 1.0-1.04 s
+gets a score and a 2.9 s clip's last 0.86 s is heard; nothing may follow a partial chunk.
+
 Framing. A stream's first :data:`TAIL_SAMPLES` (720, 45 ms) samples prime the state; chunk
 ``c`` is then the next ``640 K`` samples. With the tail, a chunk yields ``4K + 3`` log-mel
 frames (10 ms), the last 3 of which the next chunk recomputes: exactly what the x4 valid
@@ -100,13 +104,28 @@ def _fused(model: QualityModel, outputs: list[torch.Tensor]) -> torch.Tensor:
     return head.probe.fc(x)
 
 
-def chunked_forward(
-    model: QualityModel, wav: torch.Tensor, chunk_frames: int | None = None
-) -> torch.Tensor:
-    """Scores after every chunk ``[B, n_chunks, n_outputs]``, the whole sequence at once.
+def stream_rows(model: QualityModel, n_samples: int, chunk_frames: int) -> tuple[int, int]:
+    """``(whole chunks, frames of the final partial chunk)`` in a stream of ``n_samples``:
+    the samples after the tail and the last whole chunk, rounded down to whole 40 ms frames."""
+    tail, step = tail_samples(model), chunk_samples(model, chunk_frames)
+    rest = max(n_samples - tail, 0)
+    n = rest // step
+    return n, (rest - n * step) // SAMPLES_PER_FRAME
 
-    ``wav [B, T]``: a stream from its first sample; samples after the last whole chunk are
-    ignored. This is the masked full-sequence forward that :class:`StreamingStep` reproduces.
+
+def chunked_forward(
+    model: QualityModel,
+    wav: torch.Tensor,
+    chunk_frames: int | None = None,
+    final_partial: bool = False,
+) -> torch.Tensor:
+    """Scores after every chunk ``[B, n_rows, n_outputs]``, the whole sequence at once.
+
+    ``wav [B, T]``: a stream from its first sample. Samples after the last whole chunk are
+    ignored, unless ``final_partial``: then at least one 40 ms frame of them (rounded down to
+    whole frames, see :func:`stream_rows`) is a final partial chunk of ``k' < K`` frames and
+    its score is the last row (its window: the ``left`` frames before it plus its own). This
+    is the masked full-sequence forward that :class:`StreamingStep` reproduces.
     """
     check_streamable(model)
     s = model.cfg.streaming
@@ -115,31 +134,51 @@ def chunked_forward(
         raise ValueError(f"chunk of {k} frames does not divide left_frames {s.left_frames}")
     n_left = s.left_frames // k
     tail, step = tail_samples(model), chunk_samples(model, k)
-    n = (wav.shape[1] - tail) // step
-    if n < 1:
-        raise ValueError(f"{wav.shape[1]} samples: shorter than one chunk ({tail + step})")
+    n, k_part = stream_rows(model, wav.shape[1], k)
+    if not final_partial:
+        k_part = 0
+    if n < 1 and k_part < 1:
+        need = tail + (SAMPLES_PER_FRAME if final_partial else step)
+        raise ValueError(f"{wav.shape[1]} samples: shorter than one chunk ({need})")
     b = wav.shape[0]
-    mel = raw_logmel(model, wav[:, : tail + n * step])  # [B, 4Kn + 3, n_mels]
+    n_rows = n + (k_part > 0)
+    n_frames = 4 * (k * n + k_part)  # log-mel frames owned by the rows' chunks
+    mel = raw_logmel(model, wav[:, : tail + n_frames * model.frontend.hop_samples])
+    assert mel.shape[1] == n_frames + SUB_CONTEXT, mel.shape
     seg_len = 4 * k + SUB_CONTEXT
-    assert mel.shape[1] == 4 * k * n + SUB_CONTEXT, mel.shape
-    owned = mel[:, : 4 * k * n].reshape(b, n, 4 * k, -1).sum(dim=2)  # [B, n, n_mels]
+    owned = mel[:, : 4 * k * n].reshape(b, n, 4 * k, mel.shape[2]).sum(dim=2)  # [B, n, n_mels]
+    counts = torch.full((n,), 4.0 * k, dtype=mel.dtype, device=wav.device)
+    if k_part:
+        part_sum = mel[:, 4 * k * n : n_frames].sum(dim=1, keepdim=True)
+        owned = torch.cat([owned, part_sum], dim=1)
+        counts = torch.cat([counts, counts.new_full((1,), 4.0 * k_part)])
     csum = torch.cumsum(owned, dim=1)
-    idx = torch.arange(n, device=wav.device)
+    ccount = torch.cumsum(counts, dim=0)
+    idx = torch.arange(n_rows, device=wav.device)
     start = torch.clamp(idx - n_left, min=0)
     # sum over chunks start..c = csum[c] - csum[start - 1] (nothing to take off when start = 0)
-    win_sum = csum - torch.where(
-        (start > 0)[None, :, None], csum[:, torch.clamp(start - 1, min=0)], 0.0
-    )
-    count = ((idx - start + 1) * 4 * k).to(mel.dtype)  # [n]
-    level = win_sum / count[None, :, None]  # [B, n, n_mels]
-    segments = mel.unfold(1, seg_len, 4 * k).transpose(2, 3)  # [B, n, 4K+3, n_mels]
-    if model.cfg.frontend.cms:
-        segments = segments - level[:, :, None, :]
+    before = torch.clamp(start - 1, min=0)
+    win_sum = csum - torch.where((start > 0)[None, :, None], csum[:, before], 0.0)
+    count = ccount - torch.where(start > 0, ccount[before], 0.0)  # [n_rows], whole numbers
+    level = win_sum / count[None, :, None]  # [B, n_rows, n_mels]
     enc = model.encoder
-    x = enc.subsampling(segments.reshape(b * n, seg_len, -1)).reshape(b, n * k, -1)
-    pos = sinusoidal_positions(k, x.shape[2], x.device).repeat(n, 1)
+    parts = []
+    if n:
+        segments = mel.unfold(1, seg_len, 4 * k)[:, :n].transpose(2, 3)  # [B, n, 4K+3, n_mels]
+        if model.cfg.frontend.cms:
+            segments = segments - level[:, :n, None, :]
+        parts.append(enc.subsampling(segments.reshape(b * n, seg_len, -1)).reshape(b, n * k, -1))
+    if k_part:
+        last = mel[:, 4 * k * n :]  # [B, 4k' + 3, n_mels]
+        if model.cfg.frontend.cms:
+            last = last - level[:, n:, :]
+        parts.append(enc.subsampling(last))
+    x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+    positions = sinusoidal_positions(k, x.shape[2], x.device)
+    pos = torch.cat([positions.repeat(n, 1), positions[:k_part]], dim=0)
     x = enc.input_dropout(x + pos[None])
-    chunk_of = torch.arange(n * k, device=wav.device) // k
+    n_frames_enc = n * k + k_part
+    chunk_of = torch.arange(n_frames_enc, device=wav.device) // k
     attn_mask = (chunk_of[None, :] <= chunk_of[:, None]) & (
         chunk_of[None, :] >= chunk_of[:, None] - n_left
     )
@@ -147,14 +186,15 @@ def chunked_forward(
     for block in enc.blocks:
         x = block(x, None, attn_mask)
         outputs.append(x)
-    h = _fused(model, outputs)  # [B, nK, P]
+    h = _fused(model, outputs)  # [B, nK + k', P]
     keep = (chunk_of[None, :] <= idx[:, None]) & (chunk_of[None, :] >= idx[:, None] - n_left)
+    t = n_frames_enc
     pooled = _pool(
         model,
-        h[:, None].expand(b, n, n * k, h.shape[-1]).reshape(b * n, n * k, -1),
-        keep[None].expand(b, n, n * k).reshape(b * n, n * k),
+        h[:, None].expand(b, n_rows, t, h.shape[-1]).reshape(b * n_rows, t, -1),
+        keep[None].expand(b, n_rows, t).reshape(b * n_rows, t),
     )
-    return _readout(model, pooled, level.reshape(b * n, -1)).reshape(b, n, -1)
+    return _readout(model, pooled, level.reshape(b * n_rows, -1)).reshape(b, n_rows, -1)
 
 
 def last_chunk_scores(
@@ -184,6 +224,14 @@ class StreamingStep(nn.Module):
     Every state starts at zero except ``tail``, which holds the stream's first
     ``tail_samples`` samples. ``valid [B, L]`` marks which of the ``L`` previous chunks
     exist (0 at a stream's start), so a fresh state is a new stream.
+
+    Partial chunks: ``audio`` may be any whole number ``k'`` of 40 ms frames (640 samples)
+    from 1 to ``K``; ``k' < K`` scores a stream's last samples (a short clip, the end of a
+    file) over the ``left`` cached frames plus its own. A partial chunk *ends* a stream: the
+    state it returns must not be continued, since ``mel_sums``/``valid`` hold one slot per
+    chunk and assume every previous chunk owned ``4K`` log-mel frames (its frame caches do
+    keep the last ``left`` frames, so only those slots are off). A whole chunk computes
+    exactly what it did before partial chunks existed.
     """
 
     def __init__(self, model: QualityModel, chunk_frames: int | None = None) -> None:
@@ -255,18 +303,23 @@ class StreamingStep(nn.Module):
         conv: torch.Tensor,
         head: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        model, k = self.model, self.k
+        model, big_k = self.model, self.k
         b = audio.shape[0]
         seg = torch.cat([tail, audio], dim=1)
-        mel = raw_logmel(model, seg)  # [B, 4K + 3, n_mels]
-        owned = mel[:, : 4 * k].sum(dim=1)  # [B, n_mels]
-        level = (mel_sums.sum(dim=1) + owned) / ((valid.sum(dim=1, keepdim=True) + 1.0) * (4 * k))
+        mel = raw_logmel(model, seg)  # [B, 4k' + 3, n_mels]
+        n_own = mel.shape[1] - SUB_CONTEXT  # 4k': log-mel frames this chunk owns
+        owned = mel[:, :n_own].sum(dim=1)  # [B, n_mels]
+        # previous whole chunks count 4K frames each; (v + 1) 4K = v 4K + 4K exactly in float
+        count = valid.sum(dim=1, keepdim=True) * (4 * big_k) + n_own
+        level = (mel_sums.sum(dim=1) + owned) / count
         if model.cfg.frontend.cms:
             mel = mel - level[:, None, :]
         enc = model.encoder
-        x = enc.subsampling(mel) + self.positions[None]
-        keep_prev = (valid > 0.5)[:, :, None].expand(b, self.n_left, k).reshape(b, self.left)
-        key_keep = torch.cat([keep_prev, torch.ones_like(keep_prev[:, :k])], dim=1)
+        x = enc.subsampling(mel)  # [B, k', d]
+        k = x.shape[1]
+        x = x + self.positions[None, :k]
+        keep_prev = (valid > 0.5)[:, :, None].expand(b, self.n_left, big_k).reshape(b, self.left)
+        key_keep = torch.cat([keep_prev, torch.ones_like(x[:, :, 0], dtype=torch.bool)], dim=1)
         outputs, new_kv, new_conv = [], [], []
         for i, block in enumerate(enc.blocks):
             x, kv_i, conv_i = self._block(block, x, kv[:, i], conv[:, i], key_keep)

@@ -9,7 +9,13 @@ torch = pytest.importorskip("torch")
 from livesqa.errors import ConfigError
 from train.config import EncoderConfig, HeadConfig, ModelConfig, StreamingConfig
 from train.model import QualityModel
-from train.streaming import StreamingStep, chunk_samples, chunked_forward, tail_samples
+from train.streaming import (
+    StreamingStep,
+    chunk_samples,
+    chunked_forward,
+    stream_rows,
+    tail_samples,
+)
 
 
 def streaming_cfg(chunk_frames: int = 5, left_frames: int = 15, cms: bool = True) -> ModelConfig:
@@ -153,6 +159,44 @@ def test_short_clip_is_a_clear_error() -> None:
     model = model_with_level(streaming_cfg())
     with pytest.raises(ValueError, match="shorter than one chunk"):
         chunked_forward(model, torch.zeros(1, 1000), 5)
+    with pytest.raises(ValueError, match=r"shorter than one chunk \(1360\)"):  # tail + 1 frame
+        chunked_forward(model, torch.zeros(1, 1359), 5, final_partial=True)
+
+
+@pytest.mark.parametrize("chunk_frames", [5, 15])
+@pytest.mark.parametrize("n_whole", [0, 2, 4])
+def test_final_partial_chunk_equals_masked_full_forward(chunk_frames: int, n_whole: int) -> None:
+    """A stream's last k' < K frames: StreamingStep on them (after the whole chunks' steps)
+    equals chunked_forward's final row; the whole chunks' rows are those without it."""
+    model = model_with_level(streaming_cfg())
+    g = torch.Generator().manual_seed(2)
+    for k_part in sorted({1, 3, chunk_frames - 1}):
+        extra = k_part * 640 + 123  # the 123 samples after the last whole frame are not heard
+        wav = 0.1 * torch.randn(2, tail_samples(model) + n_whole * chunk_samples(model, chunk_frames)
+                                + extra, generator=g)
+        wav[1] *= torch.linspace(0.01, 1.0, wav.shape[1])
+        assert stream_rows(model, wav.shape[1], chunk_frames) == (n_whole, k_part)
+        with torch.no_grad():
+            full = chunked_forward(model, wav, chunk_frames, final_partial=True)
+            cut = wav[:, : wav.shape[1] - 123 - 640 * k_part]  # whole chunks only
+            whole = chunked_forward(model, cut, chunk_frames) if n_whole else full[:, :0]
+            step = StreamingStep(model, chunk_frames)
+            state = step.init_state(2)
+            state[0] = wav[:, : step.tail]
+            for c in range(n_whole):
+                a = step.tail + c * step.chunk_samples
+                _, *state = step(wav[:, a : a + step.chunk_samples], *state)
+            a = step.tail + n_whole * step.chunk_samples
+            last, *_ = step(wav[:, a : a + 640 * k_part], *state)
+        assert full.shape == (2, n_whole + 1, 5)
+        assert torch.allclose(full[:, :n_whole], whole, atol=1e-5)
+        assert torch.allclose(full[:, -1], last, atol=1e-5), (full[:, -1] - last).abs().max()
+        if k_part > 1:  # it hears its own frames: a different last frame changes the score
+            louder = wav.clone()
+            louder[:, a + 640 * (k_part - 1) : a + 640 * k_part] *= 8.0
+            with torch.no_grad():
+                other = chunked_forward(model, louder, chunk_frames, final_partial=True)
+            assert (other[:, -1] - full[:, -1]).abs().max() > 1e-4
 
 
 def test_a_windowed_checkpoint_warm_starts_its_streaming_version() -> None:
@@ -193,3 +237,31 @@ def test_checkpoint_scorer_averages_a_streaming_models_whole_windows(tmp_path) -
     with torch.no_grad():
         last = chunked_forward(model, short, 5)[0, -1]
     np.testing.assert_allclose(scorer.score(short[0].numpy(), sr), last.numpy(), atol=1e-5)
+
+
+def test_checkpoint_scorer_scores_a_short_files_final_partial_chunk(tmp_path) -> None:
+    """A file shorter than one window is scored by its final partial chunk (its last row,
+    which covers the whole clip); a longer file keeps the mean of its whole windows, with or
+    without partial chunks; ``final_partial=False`` is the protocol before them."""
+    from train.checkpoint import save_checkpoint
+    from train.scorers import CheckpointScorer
+
+    cfg = streaming_cfg(chunk_frames=5, left_frames=15)
+    model = model_with_level(cfg).eval()
+    path = save_checkpoint(tmp_path / "best.pt", model, cfg, stage="quality")
+    with_part, without = CheckpointScorer(path), CheckpointScorer(path, final_partial=False)
+    step = chunk_samples(model, 5)
+    wav = torch.randn(1, tail_samples(model) + 2 * step + 3 * 640 + 100) * 0.1  # 2 chunks + 3 frames
+    with torch.no_grad():
+        rows = chunked_forward(model, wav, 5, final_partial=True)[0]
+    assert rows.shape[0] == 3
+    np.testing.assert_allclose(with_part.score(wav[0].numpy(), 16000), rows[-1].numpy(), atol=1e-5)
+    np.testing.assert_allclose(without.score(wav[0].numpy(), 16000), rows[1].numpy(), atol=1e-5)
+    tiny = wav[:, : tail_samples(model) + 4 * 640]  # no whole chunk: only the partial one
+    with torch.no_grad():
+        only = chunked_forward(model, tiny, 5, final_partial=True)[0, -1]
+    np.testing.assert_allclose(with_part.score(tiny[0].numpy(), 16000), only.numpy(), atol=1e-5)
+    with pytest.raises(ConfigError, match="shorter than one chunk"):
+        without.score(tiny[0].numpy(), 16000)
+    long = torch.randn(1, tail_samples(model) + 6 * step + 2 * 640) * 0.1
+    assert with_part.score(long[0].numpy(), 16000).tolist() == without.score(long[0].numpy(), 16000).tolist()

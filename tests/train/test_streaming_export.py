@@ -46,6 +46,97 @@ def test_onnx_equals_torch_streaming(exported: tuple[Path, object]) -> None:
     assert spec.hop_samples == step.chunk_samples and spec.window_samples == 640 * (K + 15)
 
 
+@pytest.fixture(scope="module")
+def exported25(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """The shipped layout (1 s chunks, 3 s of left context) on a tiny encoder."""
+    model = model_with_level(streaming_cfg(chunk_frames=25, left_frames=75))
+    step = StreamingStep(model, 25)
+    out = tmp_path_factory.mktemp("stream25") / "s25.onnx"
+    args = export_streaming.parse_args(["--random-init", "x", "--out", str(out)])
+    spec = export_streaming.build_spec(args, step, model.cfg, {"stage": "quality"}, model.n_params())
+    export_streaming.export_streaming_onnx(step, out, spec)
+    return out, model
+
+
+def test_onnx_scores_a_partial_chunk_as_torch(exported25: tuple[Path, object]) -> None:
+    """The audio input's length is dynamic: after two whole chunks, 5- and 13-frame partial
+    chunks give torch's scores; the spec says the graph takes them."""
+    import json
+
+    import onnxruntime as ort
+
+    path, model = exported25
+    step = StreamingStep(model, 25)  # type: ignore[arg-type]
+    assert export_streaming.partial_frames(step) == [1, 5, 13]
+    assert export_streaming.check_parity(step, path, n_chunks=3) < 1e-4  # whole + partial
+    assert json.loads(read_spec(path).extra["streaming"])["min_chunk_samples"] == 640
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert isinstance(session.get_inputs()[0].shape[1], str)  # a named, dynamic axis
+    x = torch.from_numpy(audio(step.tail + 2 * step.chunk_samples + 13 * 640, 8))[None]
+    state = step.init_state(1)
+    state[0] = x[:, : step.tail]
+    names = [s.name for s in step.states]
+    with torch.no_grad():
+        for c in range(2):
+            a = step.tail + c * step.chunk_samples
+            _, *state = step(x[:, a : a + step.chunk_samples], *state)
+        for frames in (5, 13):
+            a = step.tail + 2 * step.chunk_samples
+            part = x[:, a : a + 640 * frames]
+            ref = step(part, *state)[0].numpy()
+            got = session.run(["scores"], {"audio": part.numpy(),
+                                           **{n: t.numpy() for n, t in zip(names, state)}})[0]
+            np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_runtime_flush_scores_the_final_partial_chunk(exported25: tuple[Path, object]) -> None:
+    """StreamingScorer.flush = chunked_forward's final partial row; it closes the stream; an old
+    file (no ``min_chunk_samples``) and a remainder under one frame give no row."""
+    from train.export import write_metadata
+
+    path, model = exported25
+    scorer = StreamingScorer.load(path)
+    lay = scorer.layout
+    assert lay.partial_chunks and lay.min_chunk_samples == 640
+    x = audio(lay.tail_samples + 2 * lay.chunk_samples + 13 * 640 + 200, 9)
+    scorer.push("a", x)
+    with pytest.raises(ValueError, match="whole chunk due"):
+        scorer.flush("a")
+    whole = [scorer.run(["a"])["a"] for _ in range(2)]
+    assert scorer.due() == []
+    last = scorer.flush("a")
+    assert last is not None and last.end_sample == lay.tail_samples + 2 * lay.chunk_samples + 13 * 640
+    assert "a" not in scorer.streams()  # a partial chunk ends the stream
+    with torch.no_grad():
+        ref = chunked_forward(model, torch.from_numpy(x)[None], 25, final_partial=True)[0].numpy()  # type: ignore[arg-type]
+    np.testing.assert_allclose(np.stack([r.scores for r in [*whole, last]]), ref, atol=1e-4)
+    scorer.push("b", x[: lay.tail_samples + lay.chunk_samples + 639])  # under one frame left
+    scorer.run_due()
+    assert scorer.flush("b") is None and scorer.flush("never") is None
+    scorer.push("c", x[: lay.tail_samples + 640])  # a clip with no whole chunk: one partial row
+    only = scorer.flush("c")
+    assert only is not None and only.end_sample == lay.tail_samples + 640
+    np.testing.assert_allclose(only.scores, chunked_forward(
+        model, torch.from_numpy(x[: lay.tail_samples + 640])[None], 25, final_partial=True)[0, -1].detach().numpy(),  # type: ignore[arg-type]
+        atol=1e-4)
+    # the spec of a file exported before partial chunks: whole chunks only, as before
+    import dataclasses
+    import json
+    import shutil
+
+    old = path.with_name("old.onnx")
+    shutil.copy(path, old)
+    spec = read_spec(path)
+    raw = json.loads(spec.extra["streaming"])
+    del raw["min_chunk_samples"]
+    write_metadata(old, dataclasses.replace(spec, extra={**spec.extra, "streaming": json.dumps(raw)}))
+    legacy = StreamingScorer.load(old)
+    assert not legacy.layout.partial_chunks
+    legacy.push("a", x)
+    legacy.run_due(), legacy.run_due()
+    assert legacy.flush("a") is None
+
+
 def test_runtime_scores_equal_masked_full_forward(exported: tuple[Path, object]) -> None:
     path, model = exported
     scorer = StreamingScorer.load(path)
@@ -167,6 +258,25 @@ def test_onnx_streaming_file_score_equals_the_checkpoints(exported: tuple[Path, 
     for n_chunks in (9, 2):  # whole windows from the 4th chunk on; a short file
         wav = audio(step.tail + n_chunks * step.chunk_samples, seed=n_chunks)
         np.testing.assert_allclose(onnx_scorer.score(wav, 16000), torch_scorer.score(wav, 16000), atol=1e-4)
+
+
+def test_onnx_and_torch_file_scores_agree_with_partial_chunks(exported25: tuple[Path, object],
+                                                              tmp_path: Path) -> None:
+    """1 s chunks, 4 s windows: 1.3 s and 2.6 s clips are scored by their final partial chunk
+    (torch and ONNX alike, and not as their last whole chunk), 5.5 s by its whole windows."""
+    from train.checkpoint import save_checkpoint
+    from train.scorers import CheckpointScorer, model_scorer
+
+    path, model = exported25
+    ckpt = save_checkpoint(tmp_path / "best.pt", model, model.cfg, stage="quality")  # type: ignore[attr-defined]
+    onnx_scorer, torch_scorer = model_scorer(path), CheckpointScorer(ckpt)
+    whole_only = CheckpointScorer(ckpt, final_partial=False)
+    for seconds in (1.3, 2.6, 5.5):
+        wav = audio(round(seconds * 16000), seed=int(seconds * 10))
+        a, b = onnx_scorer.score(wav, 16000), torch_scorer.score(wav, 16000)
+        np.testing.assert_allclose(a, b, atol=1e-4)
+        differs = np.abs(b - whole_only.score(wav, 16000)).max() > 1e-4
+        assert differs == (seconds < 4.0), seconds
 
 
 def test_int8_streaming_export_is_a_streaming_file_close_to_fp32(tmp_path: Path) -> None:
