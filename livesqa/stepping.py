@@ -25,8 +25,15 @@ the next audio starts a new one (fresh state, ``first``), and that segment's fir
 flagged ``gap`` (it follows lost audio). A chunk starting before the clock has its seen head
 dropped.
 
-The last partial chunk of a stream is never scored (the model takes whole chunks only), and
-a stream shorter than ``tail + chunk`` gets no step; :meth:`StepCutter.too_short` says so.
+End of stream (:meth:`StepCutter.flush`): a model that takes partial chunks (spec
+``min_chunk_samples``, ``m``) gets one last step over the samples after the last whole chunk,
+rounded down to whole multiples of ``m`` (``partial``; its row's window is the left context
+plus those samples), so a clip shorter than ``tail + chunk`` is scored and a long one's last
+second is heard. As for windowed models, that step comes at the end of every source that
+ends (a file, a replay, a mic or WebRTC stream that stops); nothing follows it. A stream
+shorter than ``min_samples`` (1 s, the project-wide floor, as the windowed path) gets no
+step. Older models take whole chunks only: the last partial chunk is not scored, and a
+stream shorter than ``tail + chunk`` gets no step. :meth:`StepCutter.too_short` says which.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ class Step:
     arrival: float  # perf_counter when the step's last sample arrived
     gap: bool
     analysis: WindowAnalysis
+    partial: bool = False  # a stream's final partial chunk (feed = tail + fewer than chunk)
 
 
 class StepCutter(RingFeed[Step]):
@@ -63,14 +71,23 @@ class StepCutter(RingFeed[Step]):
 
     def __init__(self, window_samples: int, chunk_samples: int, tail_samples: int,
                  analyze: Callable[[int, FloatArray], WindowAnalysis], sample_rate_hz: int,
-                 reset_gap_samples: int | None = None) -> None:
+                 reset_gap_samples: int | None = None, min_chunk_samples: int = 0,
+                 min_samples: int = 0) -> None:
+        """``min_chunk_samples``: > 0 when the model scores a final partial chunk (whole
+        multiples of it); ``min_samples``: the shortest stream scored then (1 s, as windowed)."""
         if window_samples <= 0 or chunk_samples <= 0 or tail_samples < 0:
             raise ValueError("window and chunk must be positive, tail not negative")
+        if min_chunk_samples < 0 or (min_chunk_samples and chunk_samples % min_chunk_samples):
+            raise ValueError("min_chunk_samples must divide the chunk")
         self.window_samples = window_samples
         self.sample_rate_hz = sample_rate_hz
         self.hop_samples = chunk_samples
         self.tail_samples = tail_samples
-        self.min_samples = tail_samples + chunk_samples  # run_source: shorter is "too short"
+        self.min_chunk_samples = min_chunk_samples
+        # run_source: shorter is "too short"
+        self.min_samples = (max(min_samples, tail_samples + min_chunk_samples) if min_chunk_samples
+                            else tail_samples + chunk_samples)
+        self._last_arrival = 0.0
         self.reset_gap_samples = window_samples if reset_gap_samples is None else reset_gap_samples
         self._analyze = analyze
         self._capacity = max(window_samples, tail_samples + chunk_samples)
@@ -106,6 +123,10 @@ class StepCutter(RingFeed[Step]):
 
         sr = self.sample_rate_hz
         shown = math.floor(seconds * 100) / 100
+        if self.min_chunk_samples:  # the project-wide floor, worded as the windowed path's
+            return (f"{source}: {shown:.2f} s of audio is too short to score: a score needs at "
+                    f"least {self.min_samples / sr:g} s (a streaming model scores what follows its "
+                    f"last whole {self.hop_samples / sr:g} s chunk as one partial chunk)")
         return (f"{source}: {shown:.2f} s of audio is too short to score: a streaming model "
                 f"needs {self.min_samples / sr:.3f} s ({self.tail_samples / sr:.3f} s of "
                 f"context and one whole chunk of {self.hop_samples / sr:g} s)")
@@ -127,6 +148,7 @@ class StepCutter(RingFeed[Step]):
         samples = chunk.samples
         start = chunk.start_sample
         n_new = int(samples.shape[0])
+        self._last_arrival = chunk.arrival
         if start == self._clock and start + n_new < self._next_end and not chunk.nonfinite:
             self._held.append(samples)  # the common case: keep a reference, copy later
             self._held_n += n_new
@@ -153,10 +175,14 @@ class StepCutter(RingFeed[Step]):
         self._clock = self._ring.end
         return steps
 
-    def _emit(self, arrival: float) -> Step:
-        end = self._ring.end
-        start = max(self._segment, end - self.window_samples)
-        feed_start = max(self._segment, end - self.hop_samples - self.tail_samples)
+    def _emit(self, arrival: float, partial: int = 0) -> Step:
+        """The step ending at the ring's end (a whole chunk), or, with ``partial``, the final
+        partial chunk of that many samples after the last step."""
+        chunk = partial or self.hop_samples
+        end = self._next_end - self.hop_samples + partial if partial else self._ring.end
+        # the score's window: the left context (window - chunk) plus this chunk
+        start = max(self._segment, end - (self.window_samples - self.hop_samples) - chunk)
+        feed_start = max(self._segment, end - chunk - self.tail_samples)
         while self._gaps and self._gaps[0][1] <= min(start, feed_start):
             self._gaps.popleft()
         gap = self._after_gap or any(g0 < end and g1 > start for g0, g1 in self._gaps)
@@ -172,12 +198,23 @@ class StepCutter(RingFeed[Step]):
             arrival=arrival,
             gap=gap,
             analysis=self._analyze(start, view),
+            partial=bool(partial),
         )
         self._first = self._after_gap = False
         self._next_index += 1
         self._next_end += self.hop_samples
         return step
 
-    def flush(self) -> None:
-        """End of stream: the last partial chunk is not scored (whole chunks only)."""
+    def flush(self) -> Step | None:
+        """End of stream: the final partial chunk's step, or ``None`` (a model that takes whole
+        chunks only, a stream shorter than ``min_samples``, or less than ``min_chunk_samples``
+        after the last whole chunk). Nothing may be pushed after it."""
         self._write_held()
+        m = self.min_chunk_samples
+        if not m or self._origin is None or self._ring.end - self._origin < self.min_samples:
+            return None
+        rest = self._ring.end - (self._next_end - self.hop_samples)  # after the last step
+        n = min(rest, self.hop_samples - 1) // m * m
+        if n <= 0:
+            return None
+        return self._emit(self._last_arrival, partial=n)

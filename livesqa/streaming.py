@@ -13,6 +13,12 @@ Use::
     scorer.push("call-1", samples)               # any number of samples, in order
     for stream, result in scorer.run_due().items():
         print(stream, result.end_sample, result.scores)  # DIMENSIONS order
+    last = scorer.flush("call-1")  # end of stream: its remaining samples as a partial chunk
+
+Partial chunks: a model whose spec has ``min_chunk_samples`` (exported with a dynamic audio
+length) also scores a stream's final partial chunk, the whole multiples of that size after
+its last whole chunk (:meth:`StreamingScorer.flush`); a partial chunk ends the stream (the
+model's state after it must not be continued). Older files score whole chunks only.
 
 Never imports torch. Not thread-safe: call it from one scoring thread.
 """
@@ -52,6 +58,7 @@ class StreamLayout:
     chunk_samples: int
     tail_samples: int
     states: tuple[StateTensor, ...]
+    min_chunk_samples: int = 0  # > 0: a final partial chunk of whole multiples of this is allowed
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> StreamLayout:
@@ -63,13 +70,30 @@ class StreamLayout:
                 StateTensor(str(s["name"]), str(s["output"]), tuple(int(d) for d in s["shape"]))
                 for s in raw["states"]
             )
-            layout = cls(int(raw["chunk_samples"]), int(raw["tail_samples"]), states)
+            layout = cls(int(raw["chunk_samples"]), int(raw["tail_samples"]), states,
+                         int(raw.get("min_chunk_samples", 0)))
         except (ValueError, KeyError, TypeError) as e:
             raise ModelSpecError(f"model {spec.name}: bad streaming state layout ({e})") from e
         names = [s.name for s in states]
         if "tail" not in names or layout.chunk_samples <= 0 or layout.tail_samples < 0:
             raise ModelSpecError(f"model {spec.name}: streaming layout lacks a tail or chunk size")
+        m = layout.min_chunk_samples
+        if m < 0 or (m and layout.chunk_samples % m):
+            raise ModelSpecError(f"model {spec.name}: min_chunk_samples {m} does not divide the "
+                                 f"chunk of {layout.chunk_samples}")
         return layout
+
+    @property
+    def partial_chunks(self) -> bool:
+        """Whether the graph scores a stream's final partial chunk."""
+        return self.min_chunk_samples > 0
+
+    def partial_samples(self, remaining: int) -> int:
+        """Samples of ``remaining`` (after the last whole chunk) a final partial chunk scores:
+        whole multiples of ``min_chunk_samples``, below one chunk; 0 when none."""
+        if not self.partial_chunks or remaining <= 0:
+            return 0
+        return min(remaining, self.chunk_samples - 1) // self.min_chunk_samples * self.min_chunk_samples
 
 
 @dataclass
@@ -168,6 +192,42 @@ class StreamingScorer:
         return [k for k, s in self._streams.items() if s.primed and s.pending.size >= n]
 
     # --- scoring ---------------------------------------------------------
+    def flush(self, stream: Hashable) -> ChunkResult | None:
+        """End of stream: score its remaining samples as one final partial chunk and close it.
+
+        ``None`` (and the stream is closed all the same) when the model takes whole chunks
+        only (no ``min_chunk_samples`` in its spec), the stream never got past its tail, or
+        fewer than ``min_chunk_samples`` samples remain. Samples beyond the last whole multiple
+        are not scored. A stream with a whole chunk still due is an error: run it first.
+        """
+        st = self._streams.pop(stream, None)
+        if st is None or not st.primed:
+            return None
+        if st.pending.size >= self.layout.chunk_samples:
+            self._streams[stream] = st
+            raise ValueError(f"stream {stream!r} has a whole chunk due: run it before flush")
+        n = self.layout.partial_samples(st.pending.size)
+        if n == 0:
+            return None
+        feeds = {INPUT_NAME: st.pending[None, :n]}
+        feeds.update({t.name: st.state[t.name] for t in self.layout.states})
+        try:
+            got = self._session.run([OUTPUT_NAME], feeds)
+        except Exception as e:  # onnxruntime raises several unrelated types
+            raise ModelSpecError(f"{self.path}: the model failed on a partial chunk ({e})") from e
+        self.calls += 1
+        scores = self._checked(got[0], 1)
+        return ChunkResult(st.consumed + n, scores[0, self._order])
+
+    def _checked(self, raw: Any, batch: int) -> np.ndarray:
+        from livesqa.models import check_scores
+
+        scores = np.asarray(raw, dtype=np.float32)
+        if scores.shape != (batch, len(self.spec.output_names)):
+            raise ModelSpecError(f"model output has shape {scores.shape}, want [batch, names]")
+        check_scores(self.spec, scores)
+        return scores
+
     def run(self, streams: Iterable[Hashable]) -> dict[Hashable, ChunkResult]:
         """Score one chunk of each given (due) stream, ``max_batch`` streams per ORT call."""
         keys = list(streams)
@@ -197,12 +257,7 @@ class StreamingScorer:
         except Exception as e:  # onnxruntime raises several unrelated types
             raise ModelSpecError(f"{self.path}: the model failed on a chunk ({e})") from e
         self.calls += 1
-        from livesqa.models import check_scores
-
-        scores = np.asarray(got[0], dtype=np.float32)
-        if scores.shape != (len(keys), len(self.spec.output_names)):
-            raise ModelSpecError(f"model output has shape {scores.shape}, want [batch, names]")
-        check_scores(self.spec, scores)
+        scores = self._checked(got[0], len(keys))
         result: dict[Hashable, ChunkResult] = {}
         for j, (k, s) in enumerate(zip(keys, streams)):
             for t, value in zip(self.layout.states, got[1:]):

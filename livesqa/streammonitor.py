@@ -22,6 +22,12 @@ An idle worker scores a step as soon as it arrives (no waiting to fill a batch, 
 latency); when steps arrive faster than single calls clear them, they pile up across streams
 and the next call takes them all, which is when batching pays (``results/streaming/``).
 
+End of stream: a model whose spec allows partial chunks (``min_chunk_samples``) gets one
+last row over the samples after the last whole chunk (``StepCutter.flush``,
+``StreamingScorer.flush``), at the end of every source that ends, as a windowed model gets a
+last window aligned to the end; its ``start_s``/``end_s`` are the left context plus those
+samples. Older streaming files score whole chunks only.
+
 Live mode: a live monitor keeps at most :data:`LIVE_BACKLOG` steps waiting; an older one is
 dropped and counted in ``skipped``, and the stream's state starts again at the next step
 (from its ``feed``; that row's window starts there).
@@ -43,6 +49,7 @@ from livesqa.spec import ModelSpec, read_spec
 from livesqa.stepping import Step, StepCutter
 from livesqa.streaming import STREAMING_KIND, StreamingScorer, model_kind
 from livesqa.types import AudioChunk, StreamInfo, WindowScores
+from livesqa.windowing import MIN_CLIP_S
 
 #: Steps a live stream may have waiting; more means the worker is behind: drop the oldest.
 LIVE_BACKLOG = 2
@@ -137,9 +144,10 @@ class StreamingWorker(ScoringWorker):
 
     def _score(self, batch: list[tuple[StreamingMonitor, Step, int]]) -> None:
         scorer = self.streaming
-        chunk = scorer.layout.chunk_samples
+        tail = scorer.layout.tail_samples
         t0 = time.perf_counter()
         for box, step, _ in batch:
+            chunk = step.feed.shape[0] - tail  # the whole chunk, or a final partial one
             if step.first or self._expect.get(box) != step.end_sample - chunk:
                 scorer.reset(box)  # a new segment, or a step was dropped: start the state here
                 scorer.push(box, step.feed, start_sample=step.feed_start)
@@ -147,7 +155,13 @@ class StreamingWorker(ScoringWorker):
             else:
                 scorer.push(box, step.feed[-chunk:], start_sample=step.end_sample - chunk)
         try:
-            results = scorer.run([box for box, _, _ in batch])
+            results = scorer.run([box for box, step, _ in batch if not step.partial])
+            for box, step, _ in batch:  # final partial chunks: one call each (their own length)
+                if step.partial:
+                    last = scorer.flush(box)  # ends the model's stream
+                    if last is None:
+                        raise ValueError(f"stream {box!r}: no partial chunk to score")
+                    results[box] = last
         except BaseException as e:  # noqa: BLE001 - onnxruntime raises unrelated types
             for box, _, _ in batch:
                 scorer.reset(box)
@@ -160,7 +174,10 @@ class StreamingWorker(ScoringWorker):
         for box, step, skipped in batch:
             result = results[box]
             assert result.end_sample == step.end_sample, (result.end_sample, step.end_sample)
-            self._expect[box] = step.end_sample
+            if step.partial:
+                self._expect.pop(box, None)  # nothing follows a partial chunk
+            else:
+                self._expect[box] = step.end_sample
             scores = tuple(float(v) for v in result.scores) if step.analysis.is_speech else None
             box.scored(step, scores, skipped, compute_ms, self._context[box])
 
@@ -179,7 +196,9 @@ class StreamingMonitor(StreamMonitor):
         spec = worker.spec
         self.windower = StepCutter(  # type: ignore[assignment]  # run_source reads its clock
             spec.window_samples, layout.chunk_samples, layout.tail_samples,
-            self._gate.analyze, spec.sample_rate_hz)
+            self._gate.analyze, spec.sample_rate_hz,
+            min_chunk_samples=layout.min_chunk_samples,
+            min_samples=round(MIN_CLIP_S * spec.sample_rate_hz))
 
     # --- producer (event loop) -------------------------------------------
     def push_nowait(self, chunk: AudioChunk) -> bool:
@@ -196,9 +215,12 @@ class StreamingMonitor(StreamMonitor):
         return False
 
     async def finish(self) -> None:
-        """End of stream: wait for every step's row (a last partial chunk is not scored)."""
+        """End of stream: score the final partial chunk if the model allows it (else it is not
+        scored), and wait for every step's row."""
         self._raise_error()
-        self.windower.flush()
+        last = self.windower.flush()  # type: ignore[attr-defined]
+        if last is not None:
+            self._enqueue([last])
         await self.drain()
         self.aggregator.status = "finished"
 

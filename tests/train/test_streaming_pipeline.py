@@ -1,7 +1,9 @@
 """A streaming model in the monitor pipeline (livesqa/streammonitor.py, livesqa/stepping.py):
 `livesqa file`, the monitors and the WebRTC scoring process give the scores of calling
 livesqa/streaming.py step by step; due chunks of several streams go in one ONNX call; a long
-gap starts a new state, a short one is heard as silence; a windowed model keeps its rows.
+gap starts a new state, a short one is heard as silence; a windowed model keeps its rows; a
+stream's final partial chunk is scored (a file from 1 s, the end of a long one), except with a
+file exported before partial chunks.
 
 Here (tests/train) because the random-weight streaming export needs torch; the runtime under
 test never imports it."""
@@ -54,14 +56,26 @@ def stream_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def direct(path: Path, x: np.ndarray, start: int = 0) -> list[ChunkResult]:
-    """The reference: livesqa/streaming.py fed the whole audio, one chunk per call."""
+def direct(path: Path, x: np.ndarray, start: int = 0, flush: bool = True) -> list[ChunkResult]:
+    """The reference: livesqa/streaming.py fed the whole audio, one chunk per call, then (at the
+    end of a stream, ``flush``) its final partial chunk."""
     scorer = StreamingScorer.load(path)
     scorer.push("s", x, start_sample=start)
     out = []
     while scorer.due():
         out.append(scorer.run_due()["s"])
-    return out
+    last = scorer.flush("s") if flush else None
+    return out if last is None else [*out, last]
+
+
+def window_starts(ref: list[ChunkResult], context_start: int = 0) -> list[int]:
+    """Where each row's window starts: the left context (window - chunk) before its chunk,
+    whole or the final partial one, and never before the state's start."""
+    starts, prev = [], context_start + 720
+    for c in ref:
+        starts.append(max(context_start, c.end_sample - (WINDOW - CHUNK) - (c.end_sample - prev)))
+        prev = c.end_sample
+    return starts
 
 
 def chunks(x: np.ndarray, start: int = 0, size: int = 320) -> list[AudioChunk]:
@@ -83,8 +97,8 @@ class Rows:
 def check_rows(rows: list[WindowScores], ref: list[ChunkResult], context_start: int = 0,
                gap_rows: set[int] | None = None) -> None:
     assert [round(r.end_s * RATE) for r in rows] == [c.end_sample for c in ref]
-    for r, c in zip(rows, ref, strict=True):
-        assert round(r.start_s * RATE) == max(context_start, c.end_sample - WINDOW)
+    for r, c, start in zip(rows, ref, window_starts(ref, context_start), strict=True):
+        assert round(r.start_s * RATE) == start
         if r.scores is not None:
             np.testing.assert_allclose(r.scores, c.scores, atol=1e-5)
     assert sum(r.scores is not None for r in rows) >= len(rows) - 1  # real speech: scored
@@ -126,19 +140,95 @@ def test_file_command_equals_streaming_step_by_step(stream_model: Path, tmp_path
     records = [json.loads(line) for line in out.read_text().splitlines()]
     rows = [r for r in records if r["kind"] == "window"]
     ref = direct(stream_model, x)
-    assert len(ref) == 9  # (9.5 s - 45 ms of context) // 1 s: the partial last chunk is not scored
+    # (9.5 s - 45 ms of context) // 1 s whole chunks, then the last 0.44 s (11 frames of 40 ms)
+    assert len(ref) == 10 and ref[-1].end_sample == 720 + 9 * CHUNK + 11 * 640
     assert [r["end_s"] for r in rows] == [round(c.end_sample / RATE, 3) for c in ref]
-    assert [r["start_s"] for r in rows] == [round(max(0, c.end_sample - WINDOW) / RATE, 3)
-                                            for c in ref]
-    assert rows[0]["start_s"] == 0.0 and rows[-1]["end_s"] - rows[-1]["start_s"] == 4.0
+    assert [r["start_s"] for r in rows] == [round(s / RATE, 3) for s in window_starts(ref)]
+    assert rows[0]["start_s"] == 0.0 and rows[-2]["end_s"] - rows[-2]["start_s"] == 4.0
+    assert round(rows[-1]["end_s"] - rows[-1]["start_s"], 3) == 3.44  # left context + partial
     scored = [(r, c) for r, c in zip(rows, ref, strict=True) if r["mos"] is not None]
-    assert len(scored) >= 8
+    assert len(scored) >= 9
     for r, c in scored:
         np.testing.assert_allclose([r[d] for d in ("mos", "noi", "col", "dis", "loud")],
                                    c.scores, atol=1e-4)  # rows hold 4 decimals
     assert rows[0]["model"] == read_spec(stream_model).name
     summary = [r for r in records if r["kind"] == "summary"]
-    assert summary[0]["windows"] == 9 and summary[0]["error"] == ""
+    assert summary[0]["windows"] == 10 and summary[0]["error"] == ""
+
+
+@pytest.fixture(scope="module")
+def legacy_model(stream_model: Path) -> Path:
+    """The same graph with the spec of a file exported before partial chunks."""
+    import dataclasses
+    import shutil
+
+    from train.export import write_metadata
+
+    old = stream_model.with_name("legacy.onnx")
+    shutil.copy(stream_model, old)
+    spec = read_spec(stream_model)
+    raw = json.loads(spec.extra["streaming"])
+    del raw["min_chunk_samples"]
+    write_metadata(old, dataclasses.replace(spec, extra={**spec.extra, "streaming": json.dumps(raw)}))
+    return old
+
+
+def test_a_file_exported_before_partial_chunks_keeps_whole_chunks(
+        legacy_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import soundfile as sf
+
+    from livesqa.cli import main
+
+    x = speech(9.5)
+    wav = tmp_path / "call.wav"
+    sf.write(wav, x, RATE, subtype="FLOAT")
+    out = tmp_path / "rows.jsonl"
+    assert main(["file", str(wav), "--model", str(legacy_model), "--jsonl", str(out),
+                 "--no-progress"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    ref = direct(legacy_model, x)
+    assert len(ref) == 9  # the partial last chunk is not scored
+    assert [r["end_s"] for r in rows if r["kind"] == "window"] == [
+        round(c.end_sample / RATE, 3) for c in ref]
+    short = tmp_path / "short.wav"
+    sf.write(short, speech(1.02), RATE)
+    assert main(["file", str(short), "--model", str(legacy_model)]) == 1
+    captured = capsys.readouterr()
+    assert "a streaming model needs 1.045 s" in captured.out + captured.err
+
+
+def test_short_files_get_their_partial_chunk_and_under_1_s_a_clear_line(
+        stream_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """1.02 s (no whole chunk) and 2.9 s files are scored to their last whole 40 ms frame; under
+    1 s gets the windowed path's one-line floor, not a traceback."""
+    import soundfile as sf
+
+    from livesqa.cli import main
+
+    for seconds, n_rows in ((1.02, 1), (2.9, 3)):
+        x = speech(seconds)
+        wav = tmp_path / f"{seconds}.wav"
+        sf.write(wav, x, RATE, subtype="FLOAT")
+        out = tmp_path / f"{seconds}.jsonl"
+        assert main(["file", str(wav), "--model", str(stream_model), "--jsonl", str(out),
+                     "--no-progress"]) == 0
+        rows = [r for r in map(json.loads, out.read_text().splitlines()) if r["kind"] == "window"]
+        ref = direct(stream_model, x)
+        assert len(rows) == len(ref) == n_rows
+        end = 720 + (x.size - 720) // 640 * 640  # every whole 40 ms frame after the context
+        assert ref[-1].end_sample == end and rows[-1]["end_s"] == round(end / RATE, 3)
+        assert rows[-1]["start_s"] == 0.0  # shorter than a window: the score covers the clip
+        for r, c in zip(rows, ref, strict=True):
+            if r["mos"] is not None:
+                np.testing.assert_allclose([r[d] for d in ("mos", "noi", "col", "dis", "loud")],
+                                           c.scores, atol=1e-4)
+    short = tmp_path / "short.wav"
+    sf.write(short, speech(0.95), RATE)
+    assert main(["file", str(short), "--model", str(stream_model)]) == 1
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "0.95 s of audio is too short to score: a score needs at least 1 s" in text
+    assert "Traceback" not in text
 
 
 def test_due_streams_share_one_call_and_equal_one_by_one(stream_model: Path) -> None:
@@ -146,16 +236,17 @@ def test_due_streams_share_one_call_and_equal_one_by_one(stream_model: Path) -> 
     rows, worker = asyncio.run(run_streams(stream_model, {k: chunks(x) for k, x in audio.items()}))
     for k, x in audio.items():
         check_rows(rows[k], direct(stream_model, x), gap_rows=set())
-    steps = len(direct(stream_model, audio["p0"]))
-    assert worker.largest_batch == 3 and worker.batches == steps  # three streams per ORT call
-    assert worker.streaming.calls == steps
+    steps = len(direct(stream_model, audio["p0"]))  # whole chunks and the final partial one
+    assert worker.largest_batch == 3  # three streams per ORT call for the whole chunks
+    # ... and each stream's final partial chunk alone (its own length), as each stream ends
+    assert worker.batches == worker.streaming.calls == (steps - 1) + 3
 
 
 def test_a_long_gap_starts_a_new_state(stream_model: Path) -> None:
     before, after = speech(5.0), speech(6.0, offset_s=2.0)
     resume_at = before.size + 5 * RATE  # 5 s lost: longer than the 4 s window
     rows, _ = asyncio.run(run_streams(stream_model, {"s": chunks(before) + chunks(after, resume_at)}))
-    first = direct(stream_model, before)
+    first = direct(stream_model, before, flush=False)  # a gap ends a state, not the stream
     second = direct(stream_model, after, start=resume_at)
     got = rows["s"]
     check_rows(got[: len(first)], first, gap_rows=set())
@@ -184,13 +275,15 @@ def test_live_backlog_drops_old_steps_and_restarts_the_state(stream_model: Path)
     x = speech(7.0)
     rows, _ = asyncio.run(run_streams(stream_model, {"s": chunks(x)}, live=True))
     got = rows["s"]
-    ref = direct(stream_model, x)
-    assert len(got) == LIVE_BACKLOG and got[0].skipped == len(ref) - LIVE_BACKLOG
+    ref = direct(stream_model, x)  # 6 whole chunks and the final partial one
+    # the backlog kept the last LIVE_BACKLOG whole steps; the final partial one came at the
+    # end, after the worker took them or in place of the older (the worker thread decides)
+    assert len(got) in (LIVE_BACKLOG, LIVE_BACKLOG + 1)
+    assert got[0].skipped + len(got) == len(ref) and sum(r.skipped for r in got[1:]) == 0
     # the first kept step starts a fresh state from its own context (tail + chunk)
-    end = ref[-LIVE_BACKLOG].end_sample
-    restart = end - CHUNK - 720
+    restart = round(got[0].end_s * RATE) - CHUNK - 720
     fresh = direct(stream_model, x[restart:], start=restart)
-    check_rows(got, fresh[:LIVE_BACKLOG], context_start=restart)
+    check_rows(got, fresh, context_start=restart)
     assert round(got[0].start_s * RATE) == restart
 
 
@@ -237,11 +330,6 @@ def test_cli_refuses_a_hop_or_resume_a_streaming_model_cannot_do(
                  "--resume"]) != 0
     err = capsys.readouterr().err
     assert "--resume needs a windowed model" in err and "Traceback" not in err
-    short = tmp_path / "short.wav"
-    sf.write(short, speech(1.02), RATE)
-    assert main(["file", str(short), "--model", str(stream_model)]) == 1
-    captured = capsys.readouterr()
-    assert "a streaming model needs 1.045 s" in captured.out + captured.err
 
 
 async def test_webrtc_scoring_process_runs_a_streaming_model(stream_model: Path) -> None:
@@ -289,8 +377,8 @@ def test_replay_runs_a_streaming_model_live(stream_model: Path, tmp_path: Path) 
     assert main(["replay", str(wav), "--model", str(stream_model), "--headless",
                  "--csv", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
-    ref = direct(stream_model, x)
-    assert len(rows) + sum(int(r["skipped"]) for r in rows) == len(ref) == 3
+    ref = direct(stream_model, x)  # 3 whole chunks and the last 0.12 s (3 frames)
+    assert len(rows) + sum(int(r["skipped"]) for r in rows) == len(ref) == 4
     if not any(int(r["skipped"]) for r in rows):  # a starved host may drop a step (live)
         assert [float(r["end_s"]) for r in rows] == [round(c.end_sample / RATE, 3) for c in ref]
         for r, c in zip(rows, ref, strict=True):
