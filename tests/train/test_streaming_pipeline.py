@@ -227,7 +227,7 @@ def test_short_files_get_their_partial_chunk_and_under_1_s_a_clear_line(
     assert main(["file", str(short), "--model", str(stream_model)]) == 1
     captured = capsys.readouterr()
     text = captured.out + captured.err
-    assert "0.95 s of audio is too short to score: a score needs at least 1 s" in text
+    assert "0.95 s" in text and "is too short to score: a score needs at least 1 s" in text
     assert "Traceback" not in text
 
 
