@@ -220,7 +220,7 @@ class StreamingMonitor(StreamMonitor):
         self._raise_error()
         last = self.windower.flush()  # type: ignore[attr-defined]
         if last is not None:
-            self._enqueue([last])
+            self._enqueue([last])  # type: ignore[list-item]
         await self.drain()
         self.aggregator.status = "finished"
 

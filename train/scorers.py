@@ -64,7 +64,7 @@ class CheckpointScorer:
             out = self.model(batch)
         return out[0].float().cpu().numpy().astype(np.float64)
 
-    def _streaming_file_score(self, batch: object) -> np.ndarray:
+    def _streaming_file_score(self, batch: Any) -> np.ndarray:
         """A streaming model's file score (:func:`streaming_file_rows`): the mean of its scores
         after every chunk whose window (chunk + left context, 4 s) is whole, as ``livesqa file``
         averages the 4 s windows of a windowed model; a file shorter than one window gets its
@@ -74,7 +74,7 @@ class CheckpointScorer:
         from train.streaming import chunked_forward, stream_rows
 
         s = self.cfg.streaming
-        n_whole, k_part = stream_rows(self.model, int(batch.shape[1]), s.chunk_frames)  # type: ignore[attr-defined]
+        n_whole, k_part = stream_rows(self.model, int(batch.shape[1]), s.chunk_frames)
         first_whole = s.left_frames // s.chunk_frames
         # the partial row never joins a mean of whole windows: score it only when it is used
         partial = self.final_partial and n_whole <= first_whole and k_part > 0

@@ -234,6 +234,8 @@ class StreamingStep(nn.Module):
     exactly what it did before partial chunks existed.
     """
 
+    positions: torch.Tensor  # [K, d] chunk-local sinusoids (a buffer)
+
     def __init__(self, model: QualityModel, chunk_frames: int | None = None) -> None:
         super().__init__()
         check_streamable(model)
