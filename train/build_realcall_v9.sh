@@ -7,6 +7,7 @@
 #           DistillMOS (three processes), merged with 0.5.0's manifest into cache/sim6/manifest-v9.csv
 #   train : ft-v9-enh (0.5.0's recipe on the merged manifest), its snapshot average, the soup with 0.4.0
 #   stream: ft-v9-stream (the shipped streaming model's recipe on the merged manifest), its average
+#   enh2  : the addendum's run: only the RNNoise and noisereduce clips (cache/sim6/manifest-v9b.csv)
 #   eval  : every candidate on the four human-rated views and the rule (results/v9/selection.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +59,20 @@ train() {
   python -m train average --run runs/ft-v9-enh --last 4 --out runs/ft-v9-enh-avg/best.pt
   python -m train average --checkpoints runs/v040/best.pt runs/ft-v9-enh-avg/best.pt --out runs/soup-v040-v9/best.pt
 }
+enh2() {  # addendum: RNNoise and noisereduce clips only (anlmdn/afwtdn dropped)
+  python - <<'PY'
+import csv
+rows = list(csv.DictReader(open("cache/sim6/manifest-v9.csv", newline="", encoding="utf-8")))
+keep = [r for r in rows if r["db"] != "enhanced" or r["con"] in ("rnnoise", "nr-stationary", "nr-nonstationary")]
+with open("cache/sim6/manifest-v9b.csv", "w", newline="", encoding="utf-8") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(keep)
+PY
+  finetune ft-v9-enh2 --set finetune.manifest=cache/sim6/manifest-v9b.csv
+  python -m train average --run runs/ft-v9-enh2 --last 4 --out runs/ft-v9-enh2-avg/best.pt
+  python -m train average --checkpoints runs/v040/best.pt runs/ft-v9-enh2-avg/best.pt --out runs/soup-v040-v9b/best.pt
+}
 stream() {
   finetune ft-v9-stream $STREAMING
   python -m train average --run runs/ft-v9-stream --last 4 --out runs/ft-v9-stream-avg/best.pt
@@ -70,7 +85,7 @@ evaluate() {
   python results/v9/apply_rule.py --eval results/v9/eval/eval.csv > results/v9/selection.md
 }
 case $STAGE in
-  data) data ;; train) train ;; stream) stream ;; eval) evaluate ;;
+  data) data ;; train) train ;; enh2) enh2 ;; stream) stream ;; eval) evaluate ;;
   all) data; train; stream; evaluate ;;
-  *) echo "usage: bash train/build_realcall_v9.sh [data|train|stream|eval|all] [CONFIG]" >&2; exit 2 ;;
+  *) echo "usage: bash train/build_realcall_v9.sh [data|train|enh2|stream|eval|all] [CONFIG]" >&2; exit 2 ;;
 esac
