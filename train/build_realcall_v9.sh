@@ -2,13 +2,15 @@
 # Session 11: real noise suppressors in the corpus (issue #13; results/v9/SELECTION.md); resumable.
 # Needs session 8's corpus and session 9's manifest (bash train/build_realcall_v6.sh data;
 # bash train/build_realcall_v7.sh train) and runs/v040.
-# Usage: bash train/build_realcall_v9.sh [data|train|stream|eval|all] [CONFIG]
+# Usage: bash train/build_realcall_v9.sh [data|train|stream|enh2|eval|ship|all] [CONFIG]
 #   data  : 1,600 clips through real suppressors (train/enhanced.py), labelled by NISQA v2 and
 #           DistillMOS (three processes), merged with 0.5.0's manifest into cache/sim6/manifest-v9.csv
 #   train : ft-v9-enh (0.5.0's recipe on the merged manifest), its snapshot average, the soup with 0.4.0
 #   stream: ft-v9-stream (the shipped streaming model's recipe on the merged manifest), its average
 #   enh2  : the addendum's run: only the RNNoise and noisereduce clips (cache/sim6/manifest-v9b.csv)
 #   eval  : every candidate on the four human-rated views and the rule (results/v9/selection.md)
+#   ship  : the qualifier (soup-v040-v9b) checked by the paired bootstrap and sanity checks, exported as
+#           exported/livesqa-small.onnx 0.6.0 with agreement, bench, card and the sample call's scores
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${1:-all}
@@ -78,14 +80,34 @@ stream() {
   python -m train average --run runs/ft-v9-stream --last 4 --out runs/ft-v9-stream-avg/best.pt
 }
 evaluate() {
-  local models='"runs/soup-v040-v7/best.pt","runs/ft-v9-enh/best.pt","runs/ft-v9-enh/last.pt","runs/ft-v9-enh-avg/best.pt","runs/soup-v040-v9/best.pt"'
+  local models='"runs/soup-v040-v7/best.pt","runs/ft-v9-enh/best.pt","runs/ft-v9-enh/last.pt","runs/ft-v9-enh-avg/best.pt","runs/soup-v040-v9/best.pt","runs/ft-v9-enh2/best.pt","runs/ft-v9-enh2/last.pt","runs/ft-v9-enh2-avg/best.pt","runs/soup-v040-v9b/best.pt"'
   [ -f runs/ft-v9-stream-avg/best.pt ] && models+=',"runs/ft-v7-stream2k/best.pt","runs/ft-v9-stream/best.pt","runs/ft-v9-stream/last.pt","runs/ft-v9-stream-avg/best.pt"'
   python -m train evaluate --config "$CFG" --set "evaluate.models=[$models]" \
     --set 'evaluate.datasets=["p835-wb","p835-fb","p835-nb","vmos24-t3"]' --set evaluate.out_dir=results/v9/eval
   python results/v9/apply_rule.py --eval results/v9/eval/eval.csv > results/v9/selection.md
 }
+ship() {
+  [ -f cache/livesqa-small-0.5.0.onnx ] || git show 237e990:exported/livesqa-small.onnx > cache/livesqa-small-0.5.0.onnx
+  python results/eval/paired_bootstrap.py --reference soup-v040-v7 runs/soup-v040-v7/best.pt runs/soup-v040-v9b/best.pt \
+    > results/v9/bootstrap-v9b.md
+  python -m train sanity --config "$CFG" --model runs/soup-v040-v9b/best.pt --strict --set sanity.out_dir=results/v9/sanity-v9b \
+    > results/v9/sanity-v9b.txt
+  python -m train export --checkpoint runs/soup-v040-v9b/best.pt --out exported/livesqa-small.onnx --name livesqa-small \
+    --version 0.6.0 --training-data "uniform weight average of livesqa-small 0.4.0 (simulated corpus cache/sim, 25,000 clips, labels NISQA v2) and ft-v9-enh2 (0.4.0 fine-tuned 2,000 steps on cache/sim6 + cache/enh: 7,200 simulated clips of the real-call and 0.4.0 catalogues, 2,062 windows of real AEC-challenge recordings, 971 clips of noisy speech through real noise suppressors (RNNoise, noisereduce); MOS = 2/3 NISQA v2 + 1/3 DistillMOS, NOI/COL/DIS/LOUD = NISQA v2)"
+  python -m train sanity --config "$CFG" --model exported/livesqa-small.onnx --teacher-reference --strict
+  mkdir -p results/v9/sanity results/v9/bench && cp results/sanity/sanity.md results/sanity/sanity.json results/v9/sanity/
+  python -m train agreement --model cache/livesqa-small-0.5.0.onnx --model exported/livesqa-small.onnx \
+    --corpus cache/sim6/manifest.csv --sim-max 400 --out-dir results/v9/agreement
+  python -m train bench --models exported/livesqa-small.onnx cache/livesqa-small-0.5.0.onnx \
+    --nisqa "${LIVESQA_DATA_ROOT:-../shared/data}/weights/nisqa/nisqa.tar" > results/v9/bench/bench.md
+  python -m train evaluate --config "$CFG" --set 'evaluate.models=["runs/soup-v040-v7/best.pt","runs/soup-v040-v9b/best.pt"]' \
+    --set 'evaluate.datasets=["p835-wb","p835-fb","p835-nb","vmos24-t3"]' --set evaluate.out_dir=results/v9/eval
+  python -m train card --model exported/livesqa-small.onnx --results results/v9 --asr-from-card exported/livesqa-small.card.json \
+    --probing results/probing-asr-small-v2 --recipe train/build_realcall_v9.sh
+  python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
+}
 case $STAGE in
-  data) data ;; train) train ;; enh2) enh2 ;; stream) stream ;; eval) evaluate ;;
-  all) data; train; stream; evaluate ;;
-  *) echo "usage: bash train/build_realcall_v9.sh [data|train|enh2|stream|eval|all] [CONFIG]" >&2; exit 2 ;;
+  data) data ;; train) train ;; enh2) enh2 ;; stream) stream ;; eval) evaluate ;; ship) ship ;;
+  all) data; train; stream; enh2; evaluate; ship ;;
+  *) echo "usage: bash train/build_realcall_v9.sh [data|train|enh2|stream|eval|ship|all] [CONFIG]" >&2; exit 2 ;;
 esac

@@ -18,7 +18,10 @@ HUMAN_VIEWS = ("p835-wb", "p835-fb", "p835-nb", "vmos24-t3")
 INCUMBENT = "soup-v040-v7"
 STREAM_INCUMBENT = "ft-v7-stream2k"
 WINDOWED = {"ft-v9-enh": "runs/ft-v9-enh/best.pt", "ft-v9-enh@last": "runs/ft-v9-enh/last.pt",
-            "ft-v9-enh-avg": "runs/ft-v9-enh-avg/best.pt", "soup-v040-v9": "runs/soup-v040-v9/best.pt"}
+            "ft-v9-enh-avg": "runs/ft-v9-enh-avg/best.pt", "soup-v040-v9": "runs/soup-v040-v9/best.pt",
+            # the addendum's run (RNNoise and noisereduce clips only)
+            "ft-v9-enh2": "runs/ft-v9-enh2/best.pt", "ft-v9-enh2@last": "runs/ft-v9-enh2/last.pt",
+            "ft-v9-enh2-avg": "runs/ft-v9-enh2-avg/best.pt", "soup-v040-v9b": "runs/soup-v040-v9b/best.pt"}
 STREAMING = {"ft-v9-stream": "runs/ft-v9-stream/best.pt", "ft-v9-stream@last": "runs/ft-v9-stream/last.pt",
              "ft-v9-stream-avg": "runs/ft-v9-stream-avg/best.pt"}
 
