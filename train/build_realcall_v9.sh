@@ -2,12 +2,13 @@
 # Session 11: real noise suppressors in the corpus (issue #13; results/v9/SELECTION.md); resumable.
 # Needs session 8's corpus and session 9's manifest (bash train/build_realcall_v6.sh data;
 # bash train/build_realcall_v7.sh train) and runs/v040.
-# Usage: bash train/build_realcall_v9.sh [data|train|stream|enh2|eval|ship|all] [CONFIG]
+# Usage: bash train/build_realcall_v9.sh [data|train|stream|enh2|eval|ship|sdist|all] [CONFIG]
 #   data  : 1,600 clips through real suppressors (train/enhanced.py), labelled by NISQA v2 and
 #           DistillMOS (three processes), merged with 0.5.0's manifest into cache/sim6/manifest-v9.csv
 #   train : ft-v9-enh (0.5.0's recipe on the merged manifest), its snapshot average, the soup with 0.4.0
 #   stream: ft-v9-stream (the shipped streaming model's recipe on the merged manifest), its average
 #   enh2  : the addendum's run: only the RNNoise and noisereduce clips (cache/sim6/manifest-v9b.csv)
+#   sdist : addendum 2 (#18): the streaming model distilled from 0.6.0's scores (ft-v9-sdist)
 #   eval  : every candidate on the four human-rated views and the rule (results/v9/selection.md)
 #   ship  : the qualifier (soup-v040-v9b) checked by the paired bootstrap and sanity checks, exported as
 #           exported/livesqa-small.onnx 0.6.0 with agreement, bench, card and the sample call's scores
@@ -86,6 +87,37 @@ evaluate() {
     --set 'evaluate.datasets=["p835-wb","p835-fb","p835-nb","vmos24-t3"]' --set evaluate.out_dir=results/v9/eval
   python results/v9/apply_rule.py --eval results/v9/eval/eval.csv > results/v9/selection.md
 }
+sdist() {  # addendum 2: targets = 0.6.0's scores on each clip; init the shipped streaming checkpoint
+  [ -f cache/sim6/manifest-v9s.csv ] || python - <<'PY'
+import csv
+from pathlib import Path
+
+from tqdm import tqdm
+
+from livesqa.spec import DIMENSIONS
+from train.evaluate import _load_native
+from train.scorers import CheckpointScorer
+
+scorer = CheckpointScorer("runs/soup-v040-v9b/best.pt")
+base = Path("cache/sim6")
+rows = list(csv.DictReader(open(base / "manifest-v9b.csv", newline="", encoding="utf-8")))
+for r in tqdm(rows, desc="0.6.0 targets", unit="clip"):
+    if not r["mos"]:
+        continue  # unlabelled rows stay unlabelled
+    wav, rate = _load_native(base / r["filepath_deg"])
+    for d, v in zip(DIMENSIONS, scorer.score(wav, rate)):
+        r[d] = f"{v:.6f}"
+    r["teacher"] = "livesqa-small-0.6.0"
+with open(base / "manifest-v9s.csv", "w", newline="", encoding="utf-8") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+PY
+  finetune ft-v9-sdist $STREAMING --set finetune.manifest=cache/sim6/manifest-v9s.csv \
+    --set finetune.init_checkpoint=runs/ft-v7-stream2k/best.pt --set finetune.total_steps=1200 \
+    --set finetune.max_steps=1200 --set finetune.lr=2.5e-4 --set finetune.encoder_lr=1e-4
+  python -m train average --run runs/ft-v9-sdist --last 4 --out runs/ft-v9-sdist-avg/best.pt
+}
 ship() {
   [ -f cache/livesqa-small-0.5.0.onnx ] || git show 237e990:exported/livesqa-small.onnx > cache/livesqa-small-0.5.0.onnx
   python results/eval/paired_bootstrap.py --reference soup-v040-v7 runs/soup-v040-v7/best.pt runs/soup-v040-v9b/best.pt \
@@ -107,7 +139,7 @@ ship() {
   python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
 }
 case $STAGE in
-  data) data ;; train) train ;; enh2) enh2 ;; stream) stream ;; eval) evaluate ;; ship) ship ;;
+  data) data ;; train) train ;; enh2) enh2 ;; stream) stream ;; eval) evaluate ;; ship) ship ;; sdist) sdist ;;
   all) data; train; stream; enh2; evaluate; ship ;;
   *) echo "usage: bash train/build_realcall_v9.sh [data|train|enh2|stream|eval|ship|all] [CONFIG]" >&2; exit 2 ;;
 esac
