@@ -24,6 +24,9 @@ WINDOWED = {"ft-v9-enh": "runs/ft-v9-enh/best.pt", "ft-v9-enh@last": "runs/ft-v9
             "ft-v9-enh2-avg": "runs/ft-v9-enh2-avg/best.pt", "soup-v040-v9b": "runs/soup-v040-v9b/best.pt"}
 STREAMING = {"ft-v9-stream": "runs/ft-v9-stream/best.pt", "ft-v9-stream@last": "runs/ft-v9-stream/last.pt",
              "ft-v9-stream-avg": "runs/ft-v9-stream-avg/best.pt"}
+# addendum 2: scored with the final-partial-chunk protocol, against the incumbent scored the same way
+SDIST = {"ft-v9-sdist": "runs/ft-v9-sdist/best.pt", "ft-v9-sdist@last": "runs/ft-v9-sdist/last.pt",
+         "ft-v9-sdist-avg": "runs/ft-v9-sdist-avg/best.pt"}
 
 
 def qualifiers(means: dict[str, float], group: dict[str, str], incumbent: str, label: str) -> None:
@@ -42,6 +45,7 @@ def qualifiers(means: dict[str, float], group: dict[str, str], incumbent: str, l
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--eval", nargs="+", default=["results/v9/eval/eval.csv"])
+    p.add_argument("--sdist", help="eval.csv of addendum 2 (new streaming protocol, incumbent re-scored)")
     args = p.parse_args()
     rows = []
     for path in args.eval:
@@ -62,6 +66,18 @@ def main() -> None:
         print(f"| {m} | {role} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {means[m]:.4f} |")
     qualifiers(means, WINDOWED, INCUMBENT, "windowed")
     qualifiers(means, STREAMING, STREAM_INCUMBENT, "streaming")
+    if args.sdist:
+        with Path(args.sdist).open(newline="", encoding="utf-8") as f:
+            new = {(r["model"], r["dataset"]): float(r["pcc"]) for r in csv.DictReader(f) if r["dimension"] == "mos"}
+        print("\n## Addendum 2: streaming protocol with the final partial chunk\n")
+        print("| model | " + " | ".join(HUMAN_VIEWS) + " | mean |")
+        print("|---|" + "---:|" * (len(HUMAN_VIEWS) + 1))
+        means2 = {}
+        for m in [STREAM_INCUMBENT, *SDIST]:
+            vals = [new.get((m, v), float("nan")) for v in HUMAN_VIEWS]
+            means2[m] = sum(vals) / len(vals)
+            print(f"| {m} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {means2[m]:.4f} |")
+        qualifiers(means2, SDIST, STREAM_INCUMBENT, "streaming (addendum 2)")
 
 
 if __name__ == "__main__":
