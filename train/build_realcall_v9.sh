@@ -2,13 +2,14 @@
 # Session 11: real noise suppressors in the corpus (issue #13; results/v9/SELECTION.md); resumable.
 # Needs session 8's corpus and session 9's manifest (bash train/build_realcall_v6.sh data;
 # bash train/build_realcall_v7.sh train) and runs/v040.
-# Usage: bash train/build_realcall_v9.sh [data|train|stream|enh2|eval|ship|sdist|all] [CONFIG]
+# Usage: bash train/build_realcall_v9.sh [data|train|stream|enh2|eval|ship|sdist|ship-stream|all] [CONFIG]
 #   data  : 1,600 clips through real suppressors (train/enhanced.py), labelled by NISQA v2 and
 #           DistillMOS (three processes), merged with 0.5.0's manifest into cache/sim6/manifest-v9.csv
 #   train : ft-v9-enh (0.5.0's recipe on the merged manifest), its snapshot average, the soup with 0.4.0
 #   stream: ft-v9-stream (the shipped streaming model's recipe on the merged manifest), its average
 #   enh2  : the addendum's run: only the RNNoise and noisereduce clips (cache/sim6/manifest-v9b.csv)
 #   sdist : addendum 2 (#18): the streaming model distilled from 0.6.0's scores (ft-v9-sdist)
+#   ship-stream: its winner checked (sanity, bootstrap against 0.6.0) and exported as 0.6.0-stream
 #   eval  : every candidate on the four human-rated views and the rule (results/v9/selection.md)
 #   ship  : the qualifier (soup-v040-v9b) checked by the paired bootstrap and sanity checks, exported as
 #           exported/livesqa-small.onnx 0.6.0 with agreement, bench, card and the sample call's scores
@@ -118,6 +119,14 @@ PY
     --set finetune.max_steps=1200 --set finetune.lr=2.5e-4 --set finetune.encoder_lr=1e-4
   python -m train average --run runs/ft-v9-sdist --last 4 --out runs/ft-v9-sdist-avg/best.pt
 }
+ship_stream() {  # addendum 2's winner (ft-v9-sdist@last) as the opt-in streaming file
+  python -m train sanity --config "$CFG" --model runs/ft-v9-sdist/last.pt --strict --set sanity.out_dir=results/v9/sanity-sdist \
+    > results/v9/sanity-sdist.txt
+  python results/eval/paired_bootstrap.py --reference soup-v040-v9b runs/soup-v040-v9b/best.pt runs/ft-v9-sdist/last.pt \
+    runs/ft-v7-stream2k/best.pt > results/v9/bootstrap-sdist.md
+  python -m train export-streaming --checkpoint runs/ft-v9-sdist/last.pt --out exported/livesqa-small-stream.onnx \
+    --name livesqa-small-stream --version 0.6.0-stream --licence "CC BY-NC-SA 4.0 (trained on NISQA outputs)"
+}
 ship() {
   [ -f cache/livesqa-small-0.5.0.onnx ] || git show 237e990:exported/livesqa-small.onnx > cache/livesqa-small-0.5.0.onnx
   python results/eval/paired_bootstrap.py --reference soup-v040-v7 runs/soup-v040-v7/best.pt runs/soup-v040-v9b/best.pt \
@@ -139,7 +148,7 @@ ship() {
   python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
 }
 case $STAGE in
-  data) data ;; train) train ;; enh2) enh2 ;; stream) stream ;; eval) evaluate ;; ship) ship ;; sdist) sdist ;;
-  all) data; train; stream; enh2; evaluate; ship ;;
+  data) data ;; train) train ;; enh2) enh2 ;; stream) stream ;; eval) evaluate ;; ship) ship ;; sdist) sdist ;; ship-stream) ship_stream ;;
+  all) data; train; stream; enh2; evaluate; ship; sdist; ship_stream ;;
   *) echo "usage: bash train/build_realcall_v9.sh [data|train|enh2|stream|eval|ship|all] [CONFIG]" >&2; exit 2 ;;
 esac
