@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.fakedata import SR, make_fake_data_root
 from train.sim_catalogue import build_catalogue, split_of
 from train.simulate import MANIFEST_COLUMNS, SimulateConfig, clip_seed, done_indices, run
-
-from tests.fakedata import SR, make_fake_data_root
 
 
 @pytest.fixture(scope="module")

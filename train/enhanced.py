@@ -23,7 +23,6 @@ import argparse
 import csv
 import ctypes
 import importlib.util
-import os
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -37,7 +36,7 @@ from train.asr_data import resolve_data_root
 from train.codecs import CODECS, align_to, codec_roundtrip
 from train.realchain import ffmpeg_filter
 from train.sim_catalogue import build_catalogue
-from train.simulate import MANIFEST_COLUMNS, _load
+from train.simulate import MANIFEST_COLUMNS, _load, write_clip, write_manifest
 
 SAMPLE_RATE_HZ = 16000
 RNNOISE_RATE_HZ = 48000
@@ -52,7 +51,7 @@ def _rnnoise_lib() -> ctypes.CDLL:
     spec = importlib.util.find_spec("pyrnnoise")
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError("the rnnoise suppressor needs the pyrnnoise wheel: pip install --no-deps pyrnnoise")
-    path = Path(list(spec.submodule_search_locations)[0]) / "librnnoise.so"
+    path = Path(next(iter(spec.submodule_search_locations))) / "librnnoise.so"
     if not path.is_file():
         raise ConfigError(f"{path}: librnnoise not found in the pyrnnoise wheel")
     lib = ctypes.CDLL(str(path))
@@ -149,21 +148,10 @@ def render(speech: np.ndarray, noise: np.ndarray, rng: np.random.Generator,
     return dg.saturate(y), cond
 
 
-def _write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
 def build(out_dir: Path, data_root: Path, n_clips: int, seed: int = 20261203,
           val_fraction: float = 0.1, progress: Callable[[int], object] | None = None) -> Path:
     """Write ``n_clips`` clips and an unlabelled manifest. Each finished clip's row is appended
     to ``manifest.partial.csv`` at once, so a rerun resumes where it stopped."""
-    import soundfile as sf
-
     manifest = out_dir / "manifest.csv"
     if manifest.is_file():
         return manifest
@@ -197,10 +185,7 @@ def build(out_dir: Path, data_root: Path, n_clips: int, seed: int = 20261203,
             x = dg.set_level(wav[start: start + n], SAMPLE_RATE_HZ, -26.0)
             noise_path = cat.noise[split][int(rng.integers(len(cat.noise[split])))]
             y, cond = render(x, _load(noise_path, SAMPLE_RATE_HZ), rng)
-            target = out_dir / "clips" / name
-            tmp = target.with_suffix(".tmp.flac")
-            sf.write(str(tmp), y, SAMPLE_RATE_HZ, subtype="PCM_16", format="FLAC")
-            os.replace(tmp, target)
+            write_clip(out_dir / "clips" / name, y, SAMPLE_RATE_HZ)
             row = {"db": "enhanced", "con": cond.split("@")[0].split(" ")[0].split("/")[0],
                    "filepath_deg": f"clips/{name}", "filename_deg": name,
                    "source": f"{utt.corpus}:{utt.utt_id}", "split": split, "condition": cond,
@@ -211,7 +196,7 @@ def build(out_dir: Path, data_root: Path, n_clips: int, seed: int = 20261203,
             rows.append(row)
             if progress is not None:
                 progress(1)
-    _write_manifest(manifest, rows)
+    write_manifest(manifest, rows)
     partial.unlink()
     return manifest
 

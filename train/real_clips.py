@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from livesqa.errors import ConfigError
 from train.asr_data import resolve_data_root
 from train.manifest_lock import manifest_locked
 from train.sim_catalogue import split_of
-from train.simulate import MANIFEST_COLUMNS
+from train.simulate import MANIFEST_COLUMNS, write_clip
 
 AEC_FOLDER = "real/aec-challenge-baseline"
 SAMPLE_RATE_HZ = 16000
@@ -55,7 +54,6 @@ def add_real_clips(manifest: Path, data_root: Path, seed: int = 20261129, max_s:
 
     Idempotent: recordings whose windows are already listed are skipped.
     """
-    import soundfile as sf
     from tqdm import tqdm
 
     folder = data_root / AEC_FOLDER
@@ -82,9 +80,7 @@ def add_real_clips(manifest: Path, data_root: Path, seed: int = 20261129, max_s:
         rows = []
         for j, (a, b) in enumerate(windows(len(audio), rng, max_s, min_s, fixed_fraction)):
             name = f"{path.parent.name}_{path.stem}_{j:02d}.flac"
-            tmp = out_dir / (name + ".tmp.flac")
-            sf.write(str(tmp), audio[a:b], SAMPLE_RATE_HZ, subtype="PCM_16", format="FLAC")
-            os.replace(tmp, out_dir / name)
+            write_clip(out_dir / name, audio[a:b], SAMPLE_RATE_HZ)
             rows.append({"db": f"aec_real_{split}", "con": f"aec{k:04d}-{j:02d}", "filepath_deg": f"real/{name}",
                          "filename_deg": name, "source": f"{rel}@{j}", "split": split,
                          "condition": f"real:aec-{path.parent.name}-{path.stem.split('_', 1)[1]}",

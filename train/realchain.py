@@ -21,8 +21,6 @@ columns) so ``python -m train label`` gives them both teachers' labels.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import subprocess
 from pathlib import Path
 
@@ -35,7 +33,7 @@ from train import plc
 from train.asr_data import resolve_data_root
 from train.codecs import CODECS, codec_roundtrip
 from train.sim_catalogue import build_catalogue
-from train.simulate import MANIFEST_COLUMNS, _load
+from train.simulate import _load, write_clip, write_manifest
 
 SAMPLE_RATE_HZ = 16000
 CLIP_S = 4.0
@@ -89,7 +87,6 @@ def render(chain: str, x: np.ndarray, noise: np.ndarray, rng: np.random.Generato
 
 def build(out_dir: Path, data_root: Path, per_chain: int = 40, seed: int = 7) -> Path:
     """Write the clips and their manifest (unlabelled); reruns keep what exists."""
-    import soundfile as sf
     from tqdm import tqdm
 
     manifest = out_dir / "manifest.csv"
@@ -112,19 +109,12 @@ def build(out_dir: Path, data_root: Path, per_chain: int = 40, seed: int = 7) ->
         noise_path = noises[int(rng.integers(len(noises)))]
         y, cond = render(chain, x, _load(noise_path, SAMPLE_RATE_HZ), rng)
         name = f"{chain}_{i:03d}.flac"
-        tmp = out_dir / "clips" / (name + ".tmp.flac")
-        sf.write(str(tmp), dg.saturate(y), SAMPLE_RATE_HZ, subtype="PCM_16", format="FLAC")
-        os.replace(tmp, out_dir / "clips" / name)
+        write_clip(out_dir / "clips" / name, dg.saturate(y), SAMPLE_RATE_HZ)
         rows.append({"db": "realchain", "con": chain, "filepath_deg": f"clips/{name}", "filename_deg": name,
                      "source": f"{utt.corpus}:{utt.utt_id}", "split": "test", "condition": cond,
                      "speaker": utt.speaker, "duration_s": f"{CLIP_S:.3f}",
                      "noise_file": str(Path(noise_path).relative_to(data_root)) if chain == "afftdn" else ""})
-    tmp_manifest = manifest.with_suffix(".tmp")
-    with tmp_manifest.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp_manifest, manifest)
+    write_manifest(manifest, rows)
     return manifest
 
 

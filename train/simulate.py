@@ -378,6 +378,26 @@ def make_clip(index: int, cfg: SimulateConfig, cat: Catalogue,
     return audio, {c: row.get(c, "") for c in MANIFEST_COLUMNS}
 
 
+def write_clip(path: Path, audio: np.ndarray, sample_rate_hz: int) -> None:
+    """A corpus clip as 16-bit FLAC, whole or not at all (written aside, then renamed), so a
+    resumed run never finds half a clip."""
+    import soundfile as sf
+
+    tmp = path.with_name(path.stem + ".tmp.flac")
+    sf.write(str(tmp), audio, sample_rate_hz, subtype="PCM_16", format="FLAC")
+    os.replace(tmp, path)
+
+
+def write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
+    """A whole corpus manifest (:data:`MANIFEST_COLUMNS`), written aside, then renamed."""
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
 _WORKER: dict[str, object] = {}
 
 
@@ -387,14 +407,9 @@ def _init_worker(cfg: SimulateConfig, cat: Catalogue) -> None:
 
 
 def _work(index: int) -> dict[str, str]:
-    import soundfile as sf
-
     cfg: SimulateConfig = _WORKER["cfg"]  # type: ignore[assignment]
     audio, row = make_clip(index, cfg, _WORKER["cat"], _WORKER["codecs"])  # type: ignore[arg-type]
-    path = Path(cfg.out_dir) / row["filepath_deg"]
-    tmp = path.with_name(path.stem + ".tmp.flac")
-    sf.write(str(tmp), audio, cfg.sample_rate_hz, subtype="PCM_16", format="FLAC")
-    os.replace(tmp, path)
+    write_clip(Path(cfg.out_dir) / row["filepath_deg"], audio, cfg.sample_rate_hz)
     return row
 
 

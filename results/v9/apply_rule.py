@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 HUMAN_VIEWS = ("p835-wb", "p835-fb", "p835-nb", "vmos24-t3")
@@ -42,41 +43,48 @@ def qualifiers(means: dict[str, float], group: dict[str, str], incumbent: str, l
         print(f"{label} qualified: none ({incumbent} stays)")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--eval", nargs="+", default=["results/v9/eval/eval.csv"])
-    p.add_argument("--sdist", help="eval.csv of addendum 2 (new streaming protocol, incumbent re-scored)")
-    args = p.parse_args()
+def read_mos_pcc(paths: list[str]) -> tuple[dict[tuple[str, str], float], list[str]]:
+    """MOS PCC per (model, dataset) from ``evaluate``'s eval.csv files, and the models in order."""
     rows = []
-    for path in args.eval:
+    for path in paths:
         with Path(path).open(newline="", encoding="utf-8") as f:
             rows += [r for r in csv.DictReader(f) if r["dimension"] == "mos"]
     pcc = {(r["model"], r["dataset"]): float(r["pcc"]) for r in rows}
-    models = list(dict.fromkeys(r["model"] for r in rows))
-    print("# Session 11: real suppressors in the corpus. Mean MOS PCC over the four human-rated views\n")
+    return pcc, list(dict.fromkeys(r["model"] for r in rows))
+
+
+def table(pcc: dict[tuple[str, str], float], models: list[str], role: Callable[[str], str]) -> dict[str, float]:
+    """Print one row per model (its role, the four views, their mean); return the means."""
     print("| model | role | " + " | ".join(HUMAN_VIEWS) + " | mean |")
     print("|---|---|" + "---:|" * (len(HUMAN_VIEWS) + 1))
     means = {}
     for m in models:
         vals = [pcc.get((m, v), float("nan")) for v in HUMAN_VIEWS]
         means[m] = sum(vals) / len(vals)
-        role = ("incumbent (0.5.0)" if m == INCUMBENT else "incumbent streaming (0.5.0-stream)"
-                if m == STREAM_INCUMBENT else "windowed candidate" if m in WINDOWED
-                else "streaming candidate" if m in STREAMING else "peer")
-        print(f"| {m} | {role} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {means[m]:.4f} |")
+        print(f"| {m} | {role(m)} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {means[m]:.4f} |")
+    return means
+
+
+def role_of(m: str) -> str:
+    return ("incumbent (0.5.0)" if m == INCUMBENT else "incumbent streaming (0.5.0-stream)"
+            if m == STREAM_INCUMBENT else "windowed candidate" if m in WINDOWED
+            else "streaming candidate" if m in STREAMING or m in SDIST else "peer")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--eval", nargs="+", default=["results/v9/eval/eval.csv"])
+    p.add_argument("--sdist", help="eval.csv of addendum 2 (new streaming protocol, incumbent re-scored)")
+    args = p.parse_args()
+    pcc, models = read_mos_pcc(args.eval)
+    print("# Session 11: real suppressors in the corpus. Mean MOS PCC over the four human-rated views\n")
+    means = table(pcc, models, role_of)
     qualifiers(means, WINDOWED, INCUMBENT, "windowed")
     qualifiers(means, STREAMING, STREAM_INCUMBENT, "streaming")
     if args.sdist:
-        with Path(args.sdist).open(newline="", encoding="utf-8") as f:
-            new = {(r["model"], r["dataset"]): float(r["pcc"]) for r in csv.DictReader(f) if r["dimension"] == "mos"}
+        new, _ = read_mos_pcc([args.sdist])
         print("\n## Addendum 2: streaming protocol with the final partial chunk\n")
-        print("| model | " + " | ".join(HUMAN_VIEWS) + " | mean |")
-        print("|---|" + "---:|" * (len(HUMAN_VIEWS) + 1))
-        means2 = {}
-        for m in [STREAM_INCUMBENT, *SDIST]:
-            vals = [new.get((m, v), float("nan")) for v in HUMAN_VIEWS]
-            means2[m] = sum(vals) / len(vals)
-            print(f"| {m} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {means2[m]:.4f} |")
+        means2 = table(new, [STREAM_INCUMBENT, *SDIST], role_of)
         qualifiers(means2, SDIST, STREAM_INCUMBENT, "streaming (addendum 2)")
 
 

@@ -126,18 +126,22 @@ async def run_streams(path: Path, streams: dict[str, list[AudioChunk]], live: bo
     return {k: r.rows for k, r in rows.items()}, worker
 
 
-def test_file_command_equals_streaming_step_by_step(stream_model: Path, tmp_path: Path) -> None:
+def _file_records(model: Path, x: np.ndarray, tmp_path: Path) -> list[dict]:
+    """``livesqa file X --jsonl``'s records (window rows and the summary) for the signal ``x``."""
     import soundfile as sf
 
     from livesqa.cli import main
 
-    x = speech(9.5)
     wav = tmp_path / "call.wav"
     sf.write(wav, x, RATE, subtype="FLOAT")
     out = tmp_path / "rows.jsonl"
-    assert main(["file", str(wav), "--model", str(stream_model), "--jsonl", str(out),
-                 "--no-progress"]) == 0
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert main(["file", str(wav), "--model", str(model), "--jsonl", str(out), "--no-progress"]) == 0
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_file_command_equals_streaming_step_by_step(stream_model: Path, tmp_path: Path) -> None:
+    x = speech(9.5)
+    records = _file_records(stream_model, x, tmp_path)
     rows = [r for r in records if r["kind"] == "window"]
     ref = direct(stream_model, x)
     # (9.5 s - 45 ms of context) // 1 s whole chunks, then the last 0.44 s (11 frames of 40 ms)
@@ -180,15 +184,10 @@ def test_a_file_exported_before_partial_chunks_keeps_whole_chunks(
     from livesqa.cli import main
 
     x = speech(9.5)
-    wav = tmp_path / "call.wav"
-    sf.write(wav, x, RATE, subtype="FLOAT")
-    out = tmp_path / "rows.jsonl"
-    assert main(["file", str(wav), "--model", str(legacy_model), "--jsonl", str(out),
-                 "--no-progress"]) == 0
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = [r for r in _file_records(legacy_model, x, tmp_path) if r["kind"] == "window"]
     ref = direct(legacy_model, x)
     assert len(ref) == 9  # the partial last chunk is not scored
-    assert [r["end_s"] for r in rows if r["kind"] == "window"] == [
+    assert [r["end_s"] for r in rows] == [
         round(c.end_sample / RATE, 3) for c in ref]
     short = tmp_path / "short.wav"
     sf.write(short, speech(1.02), RATE)
