@@ -149,7 +149,8 @@ def render(speech: np.ndarray, noise: np.ndarray, rng: np.random.Generator,
 
 
 def build(out_dir: Path, data_root: Path, n_clips: int, seed: int = 20261203,
-          val_fraction: float = 0.1, progress: Callable[[int], object] | None = None) -> Path:
+          val_fraction: float = 0.1, progress: Callable[[int], object] | None = None,
+          seconds: tuple[float, float] = (1.5, 4.0)) -> Path:
     """Write ``n_clips`` clips and an unlabelled manifest. Each finished clip's row is appended
     to ``manifest.partial.csv`` at once, so a rerun resumes where it stopped."""
     manifest = out_dir / "manifest.csv"
@@ -178,7 +179,7 @@ def build(out_dir: Path, data_root: Path, n_clips: int, seed: int = 20261203,
             rng = np.random.default_rng([seed, k])
             utt = cat.speech[split][int(rng.integers(len(cat.speech[split])))]
             wav = _load(utt.path, SAMPLE_RATE_HZ)
-            n = int(float(rng.uniform(1.5, 4.0)) * SAMPLE_RATE_HZ)
+            n = int(float(rng.uniform(*seconds)) * SAMPLE_RATE_HZ)
             if len(wav) < n:
                 wav = np.concatenate([wav, np.zeros(n - len(wav), np.float32)])
             start = int(rng.integers(0, len(wav) - n + 1))
@@ -209,12 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-clips", type=int, default=1600)
     parser.add_argument("--seed", type=int, default=20261203)
     parser.add_argument("--data-root")
+    parser.add_argument("--seconds", type=float, nargs=2, default=(1.5, 4.0), metavar=("MIN", "MAX"),
+                        help="clip length range (default 1.5 4.0; longer clips for streaming distillation)")
     args = parser.parse_args(argv)
     if args.n_clips < 1:
         raise ConfigError(f"--n-clips must be at least 1, not {args.n_clips}")
+    if not 1.0 <= args.seconds[0] <= args.seconds[1]:
+        raise ConfigError(f"--seconds {args.seconds[0]:g} {args.seconds[1]:g}: need 1 <= MIN <= MAX")
     with tqdm(total=args.n_clips, desc="enhanced speech", unit="clip") as bar:
         manifest = build(Path(args.out_dir), resolve_data_root(args.data_root), args.n_clips, args.seed,
-                         progress=bar.update)
+                         progress=bar.update, seconds=tuple(args.seconds))
     print(f"wrote {manifest}; label it with `python -m train label --manifest {manifest} "
           "--teachers nisqa,distillmos --mos-combination mean --no-dnsmos`")
     return 0

@@ -10,6 +10,11 @@ the torch parameters by following each MatMul to the ``Add`` of a named bias (``
 ``X.weight``), and the rest by shape in graph order. The result is checked: the rebuilt
 torch model must reproduce the ONNX model's scores (``--tolerance``), or nothing is written.
 The CTC head is not in the quality graph; it keeps its initial values (``extra`` says so).
+
+Streaming files (``extra.kind = "streaming"``, ``python -m train export-streaming``) name
+their weights ``model.<key>`` (the exported module wraps the quality model); the prefix is
+dropped, and parity is checked chunk by chunk with state carried
+(``train.export_streaming.check_parity``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from livesqa.errors import ConfigError
 from train.checkpoint import save_checkpoint
 from train.config import ModelConfig
 from train.model import QualityModel
+
+STREAMING_KIND = "streaming"  # train.export_streaming.KIND (not imported: it pulls in the exporter)
+WRAPPED = "model."
 
 
 def _initializers(model: object) -> dict[str, np.ndarray]:
@@ -75,6 +83,11 @@ def state_dict_from_onnx(path: str | Path) -> tuple[ModelConfig, dict[str, torch
     torch_model = QualityModel(cfg)
     target = torch_model.state_dict()
     inits = _initializers(model)
+    if spec.get("extra", {}).get("kind") == STREAMING_KIND:  # StreamingStep wraps the model as `model`
+        inits = {n[len(WRAPPED) :] if n.startswith(WRAPPED) else n: v for n, v in inits.items()}
+        for n in model.graph.node:
+            n.input[:] = [i[len(WRAPPED) :] if i.startswith(WRAPPED) else i for i in n.input]
+            n.output[:] = [o[len(WRAPPED) :] if o.startswith(WRAPPED) else o for o in n.output]
     # the exporter de-duplicates equal tensors: a parameter may survive only as an Identity
     for n in model.graph.node:
         if n.op_type == "Identity" and n.input[0] in inits and n.output[0] not in inits:
@@ -122,6 +135,23 @@ def max_abs_difference(onnx_path: str | Path, torch_model: QualityModel, seconds
     return float(np.max(np.abs(ours - theirs)))
 
 
+def is_streaming(onnx_path: str | Path) -> bool:
+    import onnx
+
+    meta = {m.key: m.value for m in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+    return json.loads(meta.get("livesqa_spec", "{}")).get("extra", {}).get("kind") == STREAMING_KIND
+
+
+def parity(onnx_path: str | Path, torch_model: QualityModel) -> float:
+    """Largest score difference between the file and the rebuilt model (windowed or streaming)."""
+    if is_streaming(onnx_path):
+        from train.export_streaming import check_parity
+        from train.streaming import StreamingStep
+
+        return check_parity(StreamingStep(torch_model), Path(onnx_path))
+    return max_abs_difference(onnx_path, torch_model)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train onnx-import", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="an exported livesqa ONNX model")
@@ -134,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         torch_model.load_state_dict(state)
         torch_model.eval()
         with torch.no_grad():
-            diff = max_abs_difference(args.model, torch_model)
+            diff = parity(args.model, torch_model)
         if diff > args.tolerance:
             raise ConfigError(f"{args.model}: rebuilt weights differ from the ONNX graph by {diff:.2e} "
                               f"(tolerance {args.tolerance}); not written")

@@ -43,3 +43,24 @@ def test_refuses_a_non_livesqa_model(tmp_path: Path, capsys: pytest.CaptureFixtu
     onnx.save(helper.make_model(graph), str(path))
     assert main(["--model", str(path), "--out", str(tmp_path / "x.pt")]) == 1
     assert "livesqa_spec" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()
+
+
+def test_streaming_file_comes_back_with_the_same_stream_scores(tmp_path: Path) -> None:
+    from tests.train.test_streaming import model_with_level, streaming_cfg
+    from train import export_streaming
+    from train.streaming import StreamingStep, chunked_forward
+
+    model = model_with_level(streaming_cfg(chunk_frames=5))
+    step = StreamingStep(model, 5)
+    onnx_path = tmp_path / "s.onnx"
+    args = export_streaming.parse_args(["--random-init", "x", "--out", str(onnx_path)])
+    export_streaming.export_streaming_onnx(
+        step, onnx_path, export_streaming.build_spec(args, step, model.cfg, {"stage": "quality"}, model.n_params()))
+    cfg, state, left = state_dict_from_onnx(onnx_path)
+    assert cfg == model.cfg and set(left) <= {"ctc_head.weight", "ctc_head.bias"}
+    out = tmp_path / "back.pt"
+    assert main(["--model", str(onnx_path), "--out", str(out)]) == 0
+    back, _, _ = load_model(out)
+    x = torch.from_numpy((0.05 * np.random.default_rng(1).standard_normal((1, 720 + 6 * 3200))).astype(np.float32))
+    with torch.no_grad():
+        assert torch.allclose(chunked_forward(back, x), chunked_forward(model.eval(), x), atol=1e-4)

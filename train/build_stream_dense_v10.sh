@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Session 12: dense distillation of the streaming model (issue #18; results/v10/SELECTION.md); resumable.
+# Needs only the shipped files: both 0.6.0 checkpoints are rebuilt from exported/*.onnx.
+# Usage: bash train/build_stream_dense_v10.sh [data|targets|train|eval|ship|all] [CONFIG]
+#   data   : 4-10 s clips (the v3 real-call and v2 catalogues, noisy speech through real suppressors,
+#            real AEC recordings cut into 4-10 s windows) in cache/dense and cache/dense-enh
+#   targets: the windowed 0.6.0's scores on the window ending at every whole second of each clip
+#   train  : ft-v10-dense: 0.6.0-stream trained so that every row matches those scores
+#   eval   : every candidate on the four human-rated views and the rule (results/v10/selection.md)
+#   ship   : the rule's winner checked (sanity, bootstrap against the windowed 0.6.0) and exported
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STAGE=${1:-all}
+CFG=${2:-configs/train/small.toml}
+mkdir -p cache runs logs
+SIM="--set simulate.out_dir=cache/dense --set simulate.seed=20261212 --set simulate.min_clip_s=4 \
+  --set simulate.max_clip_s=10 --set simulate.extra_speech=cache/extra-speech/index.csv"
+imports() {
+  [ -f runs/v060/best.pt ] || python -m train onnx-import --model exported/livesqa-small.onnx --out runs/v060/best.pt
+  [ -f runs/v060-stream/best.pt ] || python -m train onnx-import --model exported/livesqa-small-stream.onnx \
+    --out runs/v060-stream/best.pt
+}
+data() {
+  [ -f cache/extra-speech/index.csv ] || python -m train extra-speech
+  python -m train simulate --config "$CFG" $SIM --set simulate.families=v3 --set simulate.clean_fraction=0.07 --n-clips 1500
+  # clips 1,500.. : 0.4.0's own catalogue (v2, MNRU from the first clip)
+  python -m train simulate --config "$CFG" $SIM --set simulate.families=v2 --set simulate.signal_from_clip=0 --n-clips 3000
+  grep -q aec_real cache/dense/manifest.csv || python -c "
+from pathlib import Path
+from train.asr_data import resolve_data_root
+from train.real_clips import add_real_clips
+print(add_real_clips(Path('cache/dense/manifest.csv'), resolve_data_root(None), max_s=10.0, min_s=4.0, fixed_fraction=0.0))"
+  python -m train enhanced --out-dir cache/dense-enh --n-clips 600 --seed 20261212 --seconds 4 10
+}
+case $STAGE in
+  data) imports; data ;;
+  *) echo "unknown stage $STAGE" >&2; exit 2 ;;
+esac
