@@ -20,6 +20,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "pretrain-asr": ("train.pretrain_asr", "CTC pretraining of the Conformer encoder"),
     "probe": ("train.probe", "layer-wise probing of a frozen encoder (table + PNG)"),
     "finetune": ("train.finetune", "fine-tune the quality model"),
+    "dense-targets": ("train.dense_targets", "the windowed model's scores on every whole-second row of each clip"),
+    "stream-distill": ("train.stream_distill", "dense distillation of a streaming model from those targets; row agreement"),
     "average": ("train.average", "average the weights of a run's last snapshots (or given checkpoints)"),
     "evaluate": ("train.evaluate", "PCC/RMSE tables on the simulated test split and the P.835 set"),
     "grow": ("train.grow", "grow a trained student deeper (copies of its blocks): a larger student's warm start"),

@@ -32,7 +32,38 @@ from train.real_clips import add_real_clips
 print(add_real_clips(Path('cache/dense/manifest.csv'), resolve_data_root(None), max_s=10.0, min_s=4.0, fixed_fraction=0.0))"
   python -m train enhanced --out-dir cache/dense-enh --n-clips 600 --seed 20261212 --seconds 4 10
 }
+targets() {  # two shards, one per core
+  python -m train dense-targets --manifest cache/dense/manifest.csv --manifest cache/dense-enh/manifest.csv \
+    --shard 0/2 > logs/dense-targets-0.log 2>&1 &
+  python -m train dense-targets --manifest cache/dense/manifest.csv --manifest cache/dense-enh/manifest.csv \
+    --shard 1/2 > logs/dense-targets-1.log 2>&1
+  wait
+}
+train() {
+  python -m train stream-distill train --run ft-v10-dense --init-checkpoint runs/v060-stream/best.pt \
+    --steps 900 --batch-size 12 --max-rows 8 --val-every 150 >> logs/ft-v10-dense.log 2>&1
+  python -m train average --run runs/ft-v10-dense --last 4 --out runs/ft-v10-dense-avg/best.pt
+}
+CANDIDATES="runs/ft-v10-dense/best.pt runs/ft-v10-dense/last.pt runs/ft-v10-dense-avg/best.pt"
+evaluate() {
+  local sanity=()
+  for m in $CANDIDATES; do
+    local tag; tag=$(basename "$(dirname "$m")")@$(basename "$m" .pt)
+    python -m train sanity --config "$CFG" --model "$m" --strict --set sanity.out_dir="results/v10/sanity-$tag" \
+      > "results/v10/sanity-$tag.txt" 2>&1 || true
+    sanity+=("$( [ "${m##*/}" = best.pt ] && basename "$(dirname "$m")" || echo "$tag" )=results/v10/sanity-$tag.txt")
+  done
+  python results/eval/paired_bootstrap.py --reference v060 runs/v060/best.pt runs/v060-stream/best.pt $CANDIDATES \
+    --json results/v10/bootstrap.json > results/v10/bootstrap.md
+  python results/v10/apply_rule.py --bootstrap results/v10/bootstrap.json --sanity "${sanity[@]}" > results/v10/selection.md
+  python -m train stream-distill agree --model runs/v060-stream/best.pt $(for m in $CANDIDATES; do echo --model $m; done) \
+    --split test > results/v10/row-agreement.md
+}
 case $STAGE in
   data) imports; data ;;
+  targets) targets ;;
+  train) train ;;
+  eval) evaluate ;;
+  all) imports; data; targets; train; evaluate ;;
   *) echo "unknown stage $STAGE" >&2; exit 2 ;;
 esac

@@ -118,8 +118,13 @@ def chunked_forward(
     wav: torch.Tensor,
     chunk_frames: int | None = None,
     final_partial: bool = False,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Scores after every chunk ``[B, n_rows, n_outputs]``, the whole sequence at once.
+
+    ``rows``: only these row indices are pooled and read out (``[B, len(rows), n_outputs]``),
+    the same numbers as the full result's columns; dense distillation uses it to skip the rows
+    that carry no loss.
 
     ``wav [B, T]``: a stream from its first sample. Samples after the last whole chunk are
     ignored, unless ``final_partial``: then at least one 40 ms frame of them (rounded down to
@@ -187,6 +192,9 @@ def chunked_forward(
         x = block(x, None, attn_mask)
         outputs.append(x)
     h = _fused(model, outputs)  # [B, nK + k', P]
+    if rows is not None:
+        idx, level = idx[rows], level[:, rows]
+        n_rows = int(idx.shape[0])
     keep = (chunk_of[None, :] <= idx[:, None]) & (chunk_of[None, :] >= idx[:, None] - n_left)
     t = n_frames_enc
     pooled = _pool(

@@ -11,12 +11,13 @@ there the unit resampled is one of its 12 condition means. VoiceMOS 2024 track 3
         runs/ft-asr-la-long/best.pt runs/ft-asr-la-mnru/best.pt runs/ft-asr-la-mnru-avg/best.pt
 
 NISQA's scores come from (and extend) the evaluate stage's cache, ``cache/eval/nisqa/``.
-Prints a Markdown table per set; writes nothing else.
+Prints a Markdown table per set; ``--json FILE`` also writes the same numbers for a rule script.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,9 @@ def main() -> None:
     p.add_argument("--resamples", type=int, default=10000)
     p.add_argument("--data-root", default=None)
     p.add_argument("--distillmos", action="store_true", help="add DistillMOS (cached in cache/eval/distillmos/)")
+    p.add_argument("--json", type=Path, help="also write {set: {model: {pcc, diff, diff_lo, diff_hi}}} here")
     args = p.parse_args()
+    table: dict[str, dict[str, dict[str, float]]] = {}
     cfg = EvaluateConfig()
     root = resolve_data_root(args.data_root)
     rng = np.random.default_rng(0)
@@ -73,6 +76,10 @@ def main() -> None:
             point = float(pcc(v, target))
             print(f"| {k} | {point:.3f} | {lo:.3f}–{hi:.3f} | {point - float(pcc(preds[args.reference], target)):+.3f} "
                   f"| {dlo:+.3f}–{dhi:+.3f} | {float((d > 0).mean()):.2f} |")
+            table.setdefault(name, {})[k] = {"pcc": point, "diff": point - float(pcc(preds[args.reference], target)),
+                                             "diff_lo": float(dlo), "diff_hi": float(dhi)}
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -98,6 +98,17 @@ def test_forward_scores_each_rows_last_whole_chunk() -> None:
     assert torch.allclose(both[0], alone[0], atol=1e-5)
 
 
+def test_selected_rows_equal_the_full_results_rows() -> None:
+    model = model_with_level(streaming_cfg())
+    wav = 0.1 * torch.randn(2, tail_samples(model) + 7 * chunk_samples(model, 5) + 900)
+    rows = torch.tensor([0, 3, 6, 7])
+    with torch.no_grad():
+        full = chunked_forward(model, wav, 5, final_partial=True)
+        some = chunked_forward(model, wav, 5, final_partial=True, rows=rows)
+    assert some.shape == (2, 4, full.shape[2])
+    assert torch.allclose(some, full[:, rows], atol=1e-6)
+
+
 def test_dynamic_chunk_training_step_has_gradients() -> None:
     model = model_with_level(streaming_cfg()).train()
     wav = 0.1 * torch.randn(3, 32000)
