@@ -29,6 +29,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "lofo": ("train.lofo", "leave-one-family-out fine-tunes: which impairment families transfer"),
     "agreement": ("train.agreement", "label-free teacher-student agreement on real-chain, real and simulated audio"),
     "speech-head": ("train.speech_train", "train a per-frame speech head on a frozen quality model (issue 14)"),
+    "speech-joint": ("train.speech_joint", "train the speech output jointly with the unfrozen encoder, quality self-distilled (issue 14)"),
     "export": ("train.export", "export to ONNX with the livesqa spec, with parity check"),
     "export-streaming": ("train.export_streaming", "export a chunk-streaming model to state-in/state-out ONNX, with parity check"),
     "sanity": ("train.sanity", "monotonicity checks of a model on synthetic degradations"),
