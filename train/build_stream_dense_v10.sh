@@ -7,7 +7,7 @@
 #   targets: the windowed 0.6.0's scores on the window ending at every whole second of each clip
 #   train  : ft-v10-dense: 0.6.0-stream trained so that every row matches those scores
 #   eval   : every candidate on the four human-rated views and the rule (results/v10/selection.md)
-#   ship   : the rule's winner checked (sanity, bootstrap against the windowed 0.6.0) and exported
+#   ship   : the rule's winner exported as exported/livesqa-small-stream.onnx 0.6.1-stream, and the bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${1:-all}
@@ -59,11 +59,23 @@ evaluate() {
   python -m train stream-distill agree --model runs/v060-stream/best.pt $(for m in $CANDIDATES; do echo --model $m; done) \
     --split test > results/v10/row-agreement.md
 }
+ship() {  # the rule's winner (results/v10/selection.md: ft-v10-dense@best) as the opt-in streaming file
+  [ -f cache/livesqa-small-stream-0.6.0.onnx ] || git show ec31b6e:exported/livesqa-small-stream.onnx \
+    > cache/livesqa-small-stream-0.6.0.onnx
+  python -m train export-streaming --checkpoint runs/ft-v10-dense/best.pt --out exported/livesqa-small-stream.onnx \
+    --name livesqa-small-stream --version 0.6.1-stream --licence "CC BY-NC-SA 4.0 (trained on NISQA outputs)" \
+    --training-data "0.6.0-stream (itself distilled from the windowed 0.6.0) fine-tuned 900 steps by dense distillation: \
+every whole-second row of 3,654 streams of 4-10 s (simulated v3 real-call and v2 catalogues, real AEC-challenge \
+recordings, noisy speech through real suppressors) fitted to the windowed livesqa-small 0.6.0's scores on that row's window"
+  livesqa bench --model exported/livesqa-small.onnx --streaming exported/livesqa-small-stream.onnx \
+    > results/v10/bench-streaming.txt
+}
 case $STAGE in
   data) imports; data ;;
   targets) targets ;;
   train) train ;;
   eval) evaluate ;;
+  ship) ship ;;
   all) imports; data; targets; train; evaluate ;;
   *) echo "unknown stage $STAGE" >&2; exit 2 ;;
 esac

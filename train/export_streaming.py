@@ -134,7 +134,7 @@ def build_spec(args: argparse.Namespace, step: StreamingStep, cfg: ModelConfig,
         score_min=cfg.head.score_min,
         score_max=cfg.head.score_max,
         licence=args.licence or str(extra_in.get("licence", "unknown")),
-        training_data=str(extra_in.get("training_data", "unknown")),
+        training_data=getattr(args, "training_data", "") or str(extra_in.get("training_data", "unknown")),
         description=(
             "UNTRAINED random weights: for speed comparison only, scores are meaningless"
             if random
@@ -164,6 +164,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--name", default="")
     p.add_argument("--version", default="0.1.0")
     p.add_argument("--licence", default="")
+    p.add_argument("--training-data", default="", help="spec training_data (default: the checkpoint's record)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     p.add_argument("--tolerance", type=float, default=1e-3, help="max |torch - ORT| allowed")
     p.add_argument("--int8", action="store_true",
