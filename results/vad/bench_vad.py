@@ -305,9 +305,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="also rank every (threshold, ratio) pair by its worst cell (for choosing on val)")
     ap.add_argument("--speech-model", type=Path,
                     help="a model with a speech output (python -m train speech-head): adds the 'model' detector")
+    ap.add_argument("--model-rule", type=float, nargs=2, metavar=("THRESHOLD", "RATIO"),
+                    help="the model detector's rule to report (default: the runtime's; e.g. one chosen on val)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    global SPEECH_MODEL
+    global SPEECH_MODEL, MODEL_RULES, MODEL_RUNTIME_RULE
+    if args.model_rule is not None:
+        t, r = args.model_rule
+        MODEL_RULES = ((t, r),)
+        MODEL_RUNTIME_RULE = f"model p>={t:g} r>={r:g}"
     if args.speech_model is not None:
         from livesqa.scoring import OnnxScorer
 
