@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         wexport.export_onnx(wmodel, wpath, wexport.build_spec(wargs, wcfg, {"stage": "random"}, wmodel.n_params()))
         scfg = ModelConfig.from_dict(load_toml(args.config, STREAMING_SETS).get("model", {}))
         smodel = QualityModel(scfg).eval()
-        step = StreamingStep(smodel)
+        step = StreamingStep(smodel, per_layer_state=True)  # the layout export-streaming writes
         spath = Path(tmp) / "streaming-random.onnx"
         sargs = sexport.parse_args(["--random-init", args.config, "--out", str(spath)])
         sexport.export_streaming_onnx(step, spath, sexport.build_spec(sargs, step, scfg, {"stage": "random"}, smodel.n_params()))

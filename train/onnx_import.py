@@ -145,10 +145,12 @@ def is_streaming(onnx_path: str | Path) -> bool:
 def parity(onnx_path: str | Path, torch_model: QualityModel) -> float:
     """Largest score difference between the file and the rebuilt model (windowed or streaming)."""
     if is_streaming(onnx_path):
-        from train.export_streaming import check_parity
+        from livesqa.spec import read_spec
+        from train.export_streaming import check_parity, per_layer_state
         from train.streaming import StreamingStep
 
-        return check_parity(StreamingStep(torch_model), Path(onnx_path))
+        layered = per_layer_state(read_spec(Path(onnx_path)).extra)
+        return check_parity(StreamingStep(torch_model, per_layer_state=layered), Path(onnx_path))
     return max_abs_difference(onnx_path, torch_model)
 
 

@@ -240,11 +240,19 @@ class StreamingStep(nn.Module):
     chunk and assume every previous chunk owned ``4K`` log-mel frames (its frame caches do
     keep the last ``left`` frames, so only those slots are off). A whole chunk computes
     exactly what it did before partial chunks existed.
+
+    ``per_layer_state``: the key, value and conv caches are one state tensor per layer
+    (``keys{i}``, ``values{i}`` ``[H, left, dh]``, ``conv{i}`` ``[k-1, d]``) instead of the
+    stacked ``kv [L, 2, H, left, dh]`` and ``conv [L, k-1, d]``: the same numbers, but the
+    ONNX graph no longer splits and re-stacks ~5 MB of state per call of 8 streams
+    (``python -m train export-streaming`` writes this layout; older files are stacked).
     """
 
     positions: torch.Tensor  # [K, d] chunk-local sinusoids (a buffer)
 
-    def __init__(self, model: QualityModel, chunk_frames: int | None = None) -> None:
+    def __init__(
+        self, model: QualityModel, chunk_frames: int | None = None, per_layer_state: bool = False
+    ) -> None:
         super().__init__()
         check_streamable(model)
         self.model = model.eval()
@@ -262,14 +270,25 @@ class StreamingStep(nn.Module):
             "positions", sinusoidal_positions(self.k, enc.d_model, torch.device("cpu")), persistent=False
         )
         n_mels = model.cfg.frontend.n_mels
-        self.states = (
+        self.states: tuple[StateSpec, ...] = (
             StateSpec("tail", (self.tail,)),
             StateSpec("mel_sums", (self.n_left, n_mels)),
             StateSpec("valid", (self.n_left,)),
-            StateSpec("kv", (enc.n_layers, 2, enc.n_heads, self.left, self.d_head)),
-            StateSpec("conv", (enc.n_layers, enc.conv_kernel - 1, enc.d_model)),
-            StateSpec("head", (self.left, model.cfg.head.pool_hidden)),
         )
+        self.n_layers = enc.n_layers
+        self.per_layer_state = per_layer_state
+        if per_layer_state:  # one tensor per layer and cache: no split/stack of a stacked state
+            self.states += (
+                *(StateSpec(f"keys{i}", (enc.n_heads, self.left, self.d_head)) for i in range(enc.n_layers)),
+                *(StateSpec(f"values{i}", (enc.n_heads, self.left, self.d_head)) for i in range(enc.n_layers)),
+                *(StateSpec(f"conv{i}", (enc.conv_kernel - 1, enc.d_model)) for i in range(enc.n_layers)),
+            )
+        else:
+            self.states += (
+                StateSpec("kv", (enc.n_layers, 2, enc.n_heads, self.left, self.d_head)),
+                StateSpec("conv", (enc.n_layers, enc.conv_kernel - 1, enc.d_model)),
+            )
+        self.states += (StateSpec("head", (self.left, model.cfg.head.pool_hidden)),)
 
     def init_state(self, batch: int = 1) -> list[torch.Tensor]:
         return [torch.zeros(batch, *s.shape) for s in self.states]
@@ -278,30 +297,43 @@ class StreamingStep(nn.Module):
         self,
         block: ConformerBlock,
         x: torch.Tensor,
-        kv: torch.Tensor,
+        keys_in: torch.Tensor,
+        values_in: torch.Tensor,
         conv: torch.Tensor,
-        key_keep: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One block on ``x [B, K, d]`` with its caches ``kv [B, 2, H, left, dh]``,
-        ``conv [B, k-1, d]``; ``key_keep [B, left + K]`` bool."""
+        key_bias: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One block on ``x [B, K, d]`` with its caches ``keys_in``, ``values_in``
+        ``[B, H, left, dh]`` and ``conv [B, k-1, d]``; returns ``x`` and the three new caches.
+
+        ``key_bias [B, 1, 1, left + K]``: 0 for a kept key, the dtype's minimum for a masked
+        one, added to the scores: after the softmax the same as ``masked_fill`` (the chunk's
+        own keys are always kept), and one broadcast Add in ONNX is cheaper than a Where.
+        Rows run as 2-D ``[B*K, d]`` so each Linear exports as one Gemm with its bias.
+
+        The depthwise conv runs as a 2-D conv over ``[B, d, 1, k-1 + K]`` with the same
+        weights (``[d, 1, 1, kernel]``): the same sums, but onnxruntime's NCHWc depthwise
+        kernel takes it, ~5x faster than its 1-D grouped conv (results/streaming/profile-v10.md)."""
         b, k, d = x.shape
+        x = x.reshape(b * k, d)
         x = x + 0.5 * block.ff1(x)
         att = block.attn
         qkv = att.qkv(att.norm(x)).reshape(b, k, 3, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
-        keys = torch.cat([kv[:, 0], qkv[1]], dim=2)  # [B, H, left + K, dh]
-        values = torch.cat([kv[:, 1], qkv[2]], dim=2)
+        keys = torch.cat([keys_in, qkv[1]], dim=2)  # [B, H, left + K, dh]
+        values = torch.cat([values_in, qkv[2]], dim=2)
         scores = (qkv[0] @ keys.transpose(-2, -1)) * (1.0 / math.sqrt(self.d_head))
-        scores = scores.masked_fill(~key_keep[:, None, None, :], torch.finfo(scores.dtype).min)
-        y = (torch.softmax(scores, dim=-1) @ values).transpose(1, 2).reshape(b, k, d)
+        scores = scores + key_bias
+        y = (torch.softmax(scores, dim=-1) @ values).transpose(1, 2).reshape(b * k, d)
         x = x + att.out(y)
         cm = block.conv
-        g = nn.functional.glu(cm.pointwise_in(cm.norm(x)), dim=-1)
+        g = nn.functional.glu(cm.pointwise_in(cm.norm(x)), dim=-1).reshape(b, k, d)
         g_all = torch.cat([conv, g], dim=1)  # [B, k-1 + K, d]
-        y = cm.depthwise(g_all.transpose(1, 2)).transpose(1, 2)
+        dw = cm.depthwise
+        y = nn.functional.conv2d(
+            g_all.transpose(1, 2).unsqueeze(2), dw.weight.unsqueeze(2), dw.bias, groups=dw.groups
+        ).squeeze(2).transpose(1, 2).reshape(b * k, d)
         x = x + cm.pointwise_out(nn.functional.silu(cm.depth_norm(y)))
-        x = block.norm(x + 0.5 * block.ff2(x))
-        new_kv = torch.stack([keys[:, :, k:], values[:, :, k:]], dim=1)
-        return x, new_kv, g_all[:, k:]
+        x = block.norm(x + 0.5 * block.ff2(x)).reshape(b, k, d)
+        return x, keys[:, :, k:], values[:, :, k:], g_all[:, k:]
 
     def forward(
         self,
@@ -309,11 +341,22 @@ class StreamingStep(nn.Module):
         tail: torch.Tensor,
         mel_sums: torch.Tensor,
         valid: torch.Tensor,
-        kv: torch.Tensor,
-        conv: torch.Tensor,
-        head: torch.Tensor,
+        *caches: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        model, big_k = self.model, self.k
+        """``caches``: ``kv, conv, head`` (stacked), or with ``per_layer_state``
+        ``keys0..keysN-1, values0..valuesN-1, conv0..convN-1, head``; the outputs follow
+        :attr:`states` in the same order, after ``scores``."""
+        model, big_k, n_layers = self.model, self.k, self.n_layers
+        head = caches[-1]
+        if self.per_layer_state:
+            keys_in = list(caches[:n_layers])
+            values_in = list(caches[n_layers : 2 * n_layers])
+            conv_in = list(caches[2 * n_layers : 3 * n_layers])
+        else:
+            kv, conv = caches[0], caches[1]
+            keys_in = [kv[:, i, 0] for i in range(n_layers)]
+            values_in = [kv[:, i, 1] for i in range(n_layers)]
+            conv_in = [conv[:, i] for i in range(n_layers)]
         b = audio.shape[0]
         seg = torch.cat([tail, audio], dim=1)
         mel = raw_logmel(model, seg)  # [B, 4k' + 3, n_mels]
@@ -330,20 +373,28 @@ class StreamingStep(nn.Module):
         x = x + self.positions[None, :k]
         keep_prev = (valid > 0.5)[:, :, None].expand(b, self.n_left, big_k).reshape(b, self.left)
         key_keep = torch.cat([keep_prev, torch.ones_like(x[:, :, 0], dtype=torch.bool)], dim=1)
-        outputs, new_kv, new_conv = [], [], []
+        key_bias = torch.zeros_like(key_keep, dtype=x.dtype).masked_fill(
+            ~key_keep, torch.finfo(x.dtype).min
+        )[:, None, None, :]
+        outputs, new_keys, new_values, new_conv = [], [], [], []
         for i, block in enumerate(enc.blocks):
-            x, kv_i, conv_i = self._block(block, x, kv[:, i], conv[:, i], key_keep)
+            x, k_i, v_i, conv_i = self._block(block, x, keys_in[i], values_in[i], conv_in[i], key_bias)
             outputs.append(x)
-            new_kv.append(kv_i)
+            new_keys.append(k_i)
+            new_values.append(v_i)
             new_conv.append(conv_i)
         h = torch.cat([head, _fused(model, outputs)], dim=1)  # [B, left + K, P]
         scores = _readout(model, _pool(model, h, key_keep), level)
+        if self.per_layer_state:
+            layer_states: tuple[torch.Tensor, ...] = (*new_keys, *new_values, *new_conv)
+        else:
+            new_kv = [torch.stack([a, v], dim=1) for a, v in zip(new_keys, new_values)]
+            layer_states = (torch.stack(new_kv, dim=1), torch.stack(new_conv, dim=1))
         return (
             scores,
             seg[:, -self.tail :],
             torch.cat([mel_sums, owned[:, None]], dim=1)[:, 1:],
             torch.cat([valid, torch.ones_like(valid[:, :1])], dim=1)[:, 1:],
-            torch.stack(new_kv, dim=1),
-            torch.stack(new_conv, dim=1),
+            *layer_states,
             h[:, k:],
         )

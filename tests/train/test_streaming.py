@@ -276,3 +276,30 @@ def test_checkpoint_scorer_scores_a_short_files_final_partial_chunk(tmp_path) ->
         without.score(tiny[0].numpy(), 16000)
     long = torch.randn(1, tail_samples(model) + 6 * step + 2 * 640) * 0.1
     assert with_part.score(long[0].numpy(), 16000).tolist() == without.score(long[0].numpy(), 16000).tolist()
+
+
+def test_per_layer_state_equals_the_stacked_state() -> None:
+    """``per_layer_state`` only re-lays the caches: the same scores chunk by chunk (partial
+    chunk included), and its states are the stacked ones cut per layer."""
+    model = model_with_level(streaming_cfg())
+    stacked, layered = StreamingStep(model, 5), StreamingStep(model, 5, per_layer_state=True)
+    n_layers = model.cfg.encoder.n_layers
+    assert [s.name for s in layered.states] == [
+        "tail", "mel_sums", "valid", *(f"keys{i}" for i in range(n_layers)),
+        *(f"values{i}" for i in range(n_layers)), *(f"conv{i}" for i in range(n_layers)), "head"]
+    g = torch.Generator().manual_seed(3)
+    wav = 0.1 * torch.randn(2, stacked.tail + 5 * stacked.chunk_samples + 3 * 640, generator=g)
+    sa, sb = stacked.init_state(2), layered.init_state(2)
+    sa[0] = sb[0] = wav[:, : stacked.tail]
+    with torch.no_grad():
+        for c in range(6):
+            a = stacked.tail + c * stacked.chunk_samples
+            x = wav[:, a : a + stacked.chunk_samples]  # the last one: a 3-frame partial chunk
+            ra, *sa = stacked(x, *sa)
+            rb, *sb = layered(x, *sb)
+            assert torch.allclose(ra, rb, atol=1e-6), (ra - rb).abs().max()
+            kv, conv = sa[3], sa[4]
+            for i in range(n_layers):
+                assert torch.equal(sb[3 + i], kv[:, i, 0]) and torch.equal(sb[3 + n_layers + i], kv[:, i, 1])
+                assert torch.equal(sb[3 + 2 * n_layers + i], conv[:, i])
+            assert torch.equal(sa[-1], sb[-1]) and all(torch.equal(p, q) for p, q in zip(sa[:3], sb[:3]))

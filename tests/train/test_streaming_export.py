@@ -299,3 +299,31 @@ def test_int8_streaming_export_is_a_streaming_file_close_to_fp32(tmp_path: Path)
     for _ in range(4):
         ra, rb = a.run(["x"])["x"], b.run(["x"])["x"]
         assert np.max(np.abs(ra.scores - rb.scores)) < 0.15
+
+
+def test_per_layer_state_file_scores_as_the_stacked_file(exported: tuple[Path, object], tmp_path: Path) -> None:
+    """The default export layout (one state per layer and cache): ORT == torch, the runtime
+    gives the stacked file's scores stream by stream, and onnx-import's parity finds the layout."""
+    from train.onnx_import import parity
+
+    path, model = exported
+    step = StreamingStep(model, K, per_layer_state=True)  # type: ignore[arg-type]
+    out = tmp_path / "layered.onnx"
+    args = export_streaming.parse_args(["--random-init", "x", "--out", str(out)])
+    spec = export_streaming.build_spec(args, step, model.cfg, {"stage": "quality"}, model.n_params())  # type: ignore[attr-defined]
+    export_streaming.export_streaming_onnx(step, out, spec)
+    assert export_streaming.check_parity(step, out, n_chunks=6) < 1e-4
+    assert export_streaming.per_layer_state(read_spec(out).extra)
+    assert not export_streaming.per_layer_state(read_spec(path).extra)
+    assert parity(out, model) < 1e-4 and parity(path, model) < 1e-4  # type: ignore[arg-type]
+    old, new = StreamingScorer.load(path), StreamingScorer.load(out)
+    for i in range(3):
+        x = audio(old.layout.tail_samples + 4 * old.layout.chunk_samples, 20 + i)
+        old.push(i, x)
+        new.push(i, x)
+    for _ in range(4):
+        a, b = old.run_due(), new.run_due()
+        assert a.keys() == b.keys() and len(a) == 3
+        for key in a:
+            assert a[key].end_sample == b[key].end_sample
+            np.testing.assert_allclose(a[key].scores, b[key].scores, atol=1e-5)
