@@ -67,8 +67,14 @@ ship() {  # the rule's winner (results/v10/selection.md: ft-v10-dense@best) as t
     --training-data "0.6.0-stream (itself distilled from the windowed 0.6.0) fine-tuned 900 steps by dense distillation: \
 every whole-second row of 3,654 streams of 4-10 s (simulated v3 real-call and v2 catalogues, real AEC-challenge \
 recordings, noisy speech through real suppressors) fitted to the windowed livesqa-small 0.6.0's scores on that row's window"
+  # the shipped layout (one state tensor per layer; helper-11, results/streaming/profile-v10.md) against the
+  # first 0.6.1-stream export (stacked states, the same weights), interleaved on one core
+  [ -f cache/livesqa-small-stream-0.6.1-stacked.onnx ] || python -m train export-streaming --stacked-state \
+    --checkpoint runs/ft-v10-dense/best.pt --out cache/livesqa-small-stream-0.6.1-stacked.onnx --version 0.6.1-stream
   livesqa bench --model exported/livesqa-small.onnx --streaming exported/livesqa-small-stream.onnx \
-    > results/v10/bench-streaming.txt
+    > results/v10/bench-streaming-fast.txt
+  taskset -c 0 python results/streaming/ab_stream.py cache/livesqa-small-stream-0.6.1-stacked.onnx \
+    exported/livesqa-small-stream.onnx > results/v10/ab-stacked-vs-shipped.txt
 }
 case $STAGE in
   data) imports; data ;;
