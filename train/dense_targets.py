@@ -25,6 +25,7 @@ import numpy as np
 
 from livesqa.audio import read_audio
 from livesqa.errors import ConfigError
+from train.teachers import parse_shard
 
 SAMPLE_RATE_HZ = 16000
 TAIL_SAMPLES = 720  # train.streaming.tail_samples for the 25 ms / 10 ms front end
@@ -115,16 +116,6 @@ def build_shard(clips: list[Clip], teacher: WindowedTeacher, out: Path, progress
     return total
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    try:
-        k, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise ConfigError(f"--shard {text!r}: expected K/N, e.g. 0/2") from None
-    if not 0 <= k < n:
-        raise ConfigError(f"--shard {text!r}: need 0 <= K < N")
-    return k, n
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train dense-targets", description=__doc__.split("\n")[0])
     parser.add_argument("--manifest", action="append", required=True, type=Path,
@@ -134,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=Path("cache/dense-targets"))
     parser.add_argument("--shard", default="0/1", help="K/N: this process scores every N-th clip from K")
     args = parser.parse_args(argv)
-    k, n = parse_shard(args.shard)
+    k, n = parse_shard(args.shard, "--shard")
     if not args.model.is_file():
         raise ConfigError(f"--model {args.model}: not found")
     clips = read_clips(args.manifest)[k::n]

@@ -249,16 +249,16 @@ def _teachers(cfg: LabelConfig) -> set[str]:
     return names
 
 
-def parse_shard(shard: str) -> tuple[int, int]:
-    """``"K/N"`` -> (K, N); ``""`` -> (0, 1). Bad values are a ConfigError naming the option."""
+def parse_shard(shard: str, option: str = "[label].shard") -> tuple[int, int]:
+    """``"K/N"`` -> (K, N); ``""`` -> (0, 1). Bad values are a ConfigError naming ``option``."""
     if not shard:
         return 0, 1
     try:
         k, n = (int(v) for v in shard.split("/"))
     except ValueError:
-        raise ConfigError(f"[label].shard = {shard!r}: use K/N, e.g. 0/2") from None
+        raise ConfigError(f"{option} = {shard!r}: use K/N, e.g. 0/2") from None
     if not 0 <= k < n:
-        raise ConfigError(f"[label].shard = {shard!r}: K must be in 0..N-1")
+        raise ConfigError(f"{option} = {shard!r}: K must be in 0..N-1")
     return k, n
 
 
