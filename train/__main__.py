@@ -16,6 +16,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "real-clips": ("train.real_clips", "append windows of the real AEC-challenge recordings to a corpus manifest"),
     "realchain": ("train.realchain", "held-out speech through real software (codec PLC, ffmpeg NS/limiter)"),
     "enhanced": ("train.enhanced", "noisy speech through real noise suppressors (RNNoise, noisereduce, ffmpeg anlmdn/afwtdn)"),
+    "window-crops": ("train.window_crops", "cut streams into runtime-sized crops, so teachers label exactly what the student sees"),
     "label": ("train.teachers", "label simulated clips with the teacher models (NISQA, DNSMOS)"),
     "pretrain-asr": ("train.pretrain_asr", "CTC pretraining of the Conformer encoder"),
     "probe": ("train.probe", "layer-wise probing of a frozen encoder (table + PNG)"),
