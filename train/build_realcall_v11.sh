@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Session 13: teacher labels on exact crops of 4-10 s streams (issue #13 item 4; results/v11/SELECTION.md).
+# Needs session 12's streams (bash train/build_stream_dense_v10.sh data) and runs/v060 (its imports stage).
+# Usage: bash train/build_realcall_v11.sh [data|manifest|train|eval|ship|all] [CONFIG]
+#   data    : two crops per stream (cache/win11), labelled by NISQA v2 and DistillMOS (three processes)
+#   manifest: cache/win11/manifest-w23.csv: crops with both labels, MOS = 2/3 NISQA + 1/3 DistillMOS
+#   train   : ft-v11-crops (0.6.0 + 1,500 cosine steps), its snapshot average, the soup with 0.6.0
+#   eval    : every candidate on the four human-rated views and the rule (results/v11/selection.md)
+#   ship    : the rule's qualifiers checked by the paired bootstrap and the sanity checks
+#             (results/v11/bootstrap.md, sanity-*.txt); the first that passes is exported as 0.7.0
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STAGE=${1:-all}
+CFG=${2:-configs/train/small.toml}
+mkdir -p cache runs logs results/v11
+data() {
+  [ -f runs/v060/best.pt ] || python -m train onnx-import --model exported/livesqa-small.onnx --out runs/v060/best.pt
+  python -m train window-crops --manifest cache/dense/manifest.csv --manifest cache/dense-enh/manifest.csv \
+    --out-dir cache/win11
+  local pids=()
+  for T in nisqa distillmos:0/2 distillmos:1/2; do
+    SHARD=${T#*:}; [ "$SHARD" = "$T" ] && SHARD=0/1
+    python -m train label --config "$CFG" --manifest cache/win11/manifest.csv --teachers ${T%%:*} --no-dnsmos \
+      --mos-combination mean --shard $SHARD > "logs/label-win11-${T/\//of}.log" 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+}
+manifest() {  # crops that carry both teachers' labels; MOS = 2/3 NISQA + 1/3 DistillMOS (as 0.5.0 and 0.6.0)
+  python - <<'PY'
+import csv
+rows = list(csv.DictReader(open("cache/win11/manifest.csv", newline="", encoding="utf-8")))
+keep = [r for r in rows if r["nisqa_mos"] and r["distillmos_mos"]]
+for r in keep:
+    r["mos"] = f"{2 / 3 * float(r['nisqa_mos']) + 1 / 3 * float(r['distillmos_mos']):.6f}"
+with open("cache/win11/manifest-w23.csv", "w", newline="", encoding="utf-8") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(keep)
+count = {s: sum(r["split"] == s for r in keep) for s in ("train", "val", "test")}
+print(f"cache/win11/manifest-w23.csv: {len(keep)} of {len(rows)} crops carry both labels {count}")
+PY
+}
+train() {
+  python -m train finetune --config "$CFG" --set finetune.run=ft-v11-crops \
+    --set finetune.manifest=cache/win11/manifest-w23.csv --set finetune.init=checkpoint \
+    --set finetune.init_checkpoint=runs/v060/best.pt --set finetune.schedule=cosine \
+    --set finetune.total_steps=1500 --set finetune.max_steps=1500 --set finetune.lr=2.5e-4 \
+    --set finetune.encoder_lr=1e-4 --set finetune.crop_s=0 --set finetune.max_minutes=120 \
+    --set finetune.val_minutes=6 --set finetune.val_max_clips=400 --set finetune.snapshots=true \
+    >> logs/ft-v11-crops.log 2>&1
+  python -m train average --run runs/ft-v11-crops --last 4 --out runs/ft-v11-crops-avg/best.pt
+  python -m train average --checkpoints runs/v060/best.pt runs/ft-v11-crops-avg/best.pt --out runs/soup-v060-v11/best.pt
+}
+evaluate() {
+  local models='"runs/v060/best.pt","runs/ft-v11-crops/best.pt","runs/ft-v11-crops/last.pt","runs/ft-v11-crops-avg/best.pt","runs/soup-v060-v11/best.pt"'
+  python -m train evaluate --config "$CFG" --set "evaluate.models=[$models]" \
+    --set 'evaluate.datasets=["p835-wb","p835-fb","p835-nb","vmos24-t3"]' --set evaluate.out_dir=results/v11/eval
+  python results/v11/apply_rule.py --eval results/v11/eval/eval.csv > results/v11/selection.md
+}
+ship() {  # rule (b) and (c) on the qualifiers; apply_rule.py names the winner (or none)
+  local names paths
+  names=$(sed -n 's/^qualified-names: //p' results/v11/selection.md)
+  paths=$(sed -n 's/^qualified-paths: //p' results/v11/selection.md)
+  [ -n "$names" ] && [ "$names" != none ] || { echo "no candidate qualified: 0.6.0 stays" >&2; return 0; }
+  python results/eval/paired_bootstrap.py --reference v060 runs/v060/best.pt $paths \
+    --json results/v11/bootstrap.json > results/v11/bootstrap.md
+  local n=($names) c=($paths)
+  for i in "${!n[@]}"; do
+    python -m train sanity --config "$CFG" --model "${c[$i]}" --strict --set sanity.out_dir="results/v11/sanity-${n[$i]}" \
+      > "results/v11/sanity-${n[$i]}.txt" || true
+  done
+  python results/v11/apply_rule.py --eval results/v11/eval/eval.csv --bootstrap results/v11/bootstrap.json \
+    --sanity-dir results/v11 > results/v11/selection.md
+  grep '^winner:' results/v11/selection.md
+}
+case $STAGE in
+  data) data ;; manifest) manifest ;; train) train ;; eval) evaluate ;; ship) ship ;;
+  all) data; manifest; train; evaluate; ship ;;
+  *) echo "usage: bash train/build_realcall_v11.sh [data|manifest|train|eval|ship|all] [CONFIG]" >&2; exit 2 ;;
+esac
