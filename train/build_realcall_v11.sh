@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Session 13: teacher labels on exact crops of 4-10 s streams (issue #13 item 4; results/v11/SELECTION.md).
 # Needs session 12's streams (bash train/build_stream_dense_v10.sh data) and runs/v060 (its imports stage).
-# Usage: bash train/build_realcall_v11.sh [data|manifest|train|eval|ship|all] [CONFIG]
+# Usage: bash train/build_realcall_v11.sh [data|manifest|train|eval|ship|export|all] [CONFIG]
 #   data    : two crops per stream (cache/win11), labelled by NISQA v2 and DistillMOS (three processes)
 #   manifest: cache/win11/manifest-w23.csv: crops with both labels, MOS = 2/3 NISQA + 1/3 DistillMOS
 #   train   : ft-v11-crops (0.6.0 + 1,500 cosine steps), its snapshot average, the soup with 0.6.0
 #   eval    : every candidate on the four human-rated views and the rule (results/v11/selection.md)
 #   ship    : the rule's qualifiers checked by the paired bootstrap and the sanity checks
-#             (results/v11/bootstrap.md, sanity-*.txt); the first that passes is exported as 0.7.0
+#             (results/v11/bootstrap.md, sanity-*.txt); apply_rule.py names the winner (or none)
+#   export  : the winner as exported/livesqa-small.onnx 0.7.0: sanity, label-free agreement, bench, card, sample call
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${1:-all}
@@ -74,8 +75,29 @@ ship() {  # rule (b) and (c) on the qualifiers; apply_rule.py names the winner (
     --sanity-dir results/v11 > results/v11/selection.md
   grep '^winner:' results/v11/selection.md
 }
+export_winner() {  # the rule's winner as exported/livesqa-small.onnx 0.7.0, with its checks, card and sample call
+  local winner; winner=$(sed -n 's/^winner: .* -> //p' results/v11/selection.md)
+  [ -n "$winner" ] || { echo "results/v11/selection.md names no winner: 0.6.0 stays" >&2; return 1; }
+  [ -f cache/livesqa-small-0.6.0.onnx ] || git show 1a47cc3:exported/livesqa-small.onnx > cache/livesqa-small-0.6.0.onnx
+  python -m train export --checkpoint "$winner" --out exported/livesqa-small.onnx --name livesqa-small \
+    --version 0.7.0 --training-data "livesqa-small 0.6.0 (see its card: 0.4.0's simulated corpus, then the real-call, \
+real AEC and real-suppressor clips of sessions 8-11) fine-tuned 1,500 steps on cache/win11: two crops (one 4 s window, \
+one of 1.5-4 s) of each of 4,536 streams of 4-10 s (simulated v3 real-call and v2 catalogues, real AEC-challenge \
+recordings split by device, noisy speech through RNNoise and noisereduce), each crop labelled on exactly its own audio; \
+MOS = 2/3 NISQA v2 + 1/3 DistillMOS, NOI/COL/DIS/LOUD = NISQA v2 (results/v11/SELECTION.md)"
+  python -m train sanity --config "$CFG" --model exported/livesqa-small.onnx --teacher-reference --strict
+  mkdir -p results/v11/sanity results/v11/bench && cp results/sanity/sanity.md results/sanity/sanity.json results/v11/sanity/
+  python -m train agreement --model cache/livesqa-small-0.6.0.onnx --model exported/livesqa-small.onnx \
+    --corpus cache/win11/manifest-w23.csv --realchain cache/realchain/manifest.csv --sim-max 878 \
+    --out-dir results/v11/agreement
+  python -m train bench --models exported/livesqa-small.onnx cache/livesqa-small-0.6.0.onnx \
+    --nisqa "${LIVESQA_DATA_ROOT:-../shared/data}/weights/nisqa/nisqa.tar" > results/v11/bench/bench.md
+  python -m train card --model exported/livesqa-small.onnx --results results/v11 --asr-from-card exported/livesqa-small.card.json \
+    --probing results/probing-asr-small-v2 --recipe train/build_realcall_v11.sh
+  python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
+}
 case $STAGE in
-  data) data ;; manifest) manifest ;; train) train ;; eval) evaluate ;; ship) ship ;;
-  all) data; manifest; train; evaluate; ship ;;
-  *) echo "usage: bash train/build_realcall_v11.sh [data|manifest|train|eval|ship|all] [CONFIG]" >&2; exit 2 ;;
+  data) data ;; manifest) manifest ;; train) train ;; eval) evaluate ;; ship) ship ;; export) export_winner ;;
+  all) data; manifest; train; evaluate; ship; export_winner ;;
+  *) echo "usage: bash train/build_realcall_v11.sh [data|manifest|train|eval|ship|export|all] [CONFIG]" >&2; exit 2 ;;
 esac
