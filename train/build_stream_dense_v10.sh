@@ -14,7 +14,8 @@ STAGE=${1:-all}
 CFG=${2:-configs/train/small.toml}
 mkdir -p cache runs logs
 SIM="--set simulate.out_dir=cache/dense --set simulate.seed=20261212 --set simulate.min_clip_s=4 \
-  --set simulate.max_clip_s=10 --set simulate.extra_speech=cache/extra-speech/index.csv"
+  --set simulate.max_clip_s=10 --set simulate.extra_speech=cache/extra-speech/index.csv \
+  --set simulate.workers=${WORKERS:-1}"  # WORKERS=2: one process per core (clips are seeded by index)
 imports() {
   [ -f runs/v060/best.pt ] || python -m train onnx-import --model exported/livesqa-small.onnx --out runs/v060/best.pt
   [ -f runs/v060-stream/best.pt ] || python -m train onnx-import --model exported/livesqa-small-stream.onnx \
