@@ -268,6 +268,13 @@ def in_shard(row: dict[str, str], shard: tuple[int, int]) -> bool:
     return n == 1 or zlib.crc32(row["filepath_deg"].encode()) % n == k
 
 
+def label_order(row: dict[str, str]) -> int:
+    """A row's place in the labelling order: a stable hash of its clip path (another hash than
+    ``in_shard``'s), so a labeller stopped early has labelled a random subset of the manifest,
+    not its first families (manifests list clips family by family)."""
+    return zlib.crc32(b"order:" + row["filepath_deg"].encode())
+
+
 def _needs(row: dict[str, str], cfg: LabelConfig, has_split_columns: bool) -> bool:
     names = _teachers(cfg)
     if "nisqa" in names:
@@ -318,7 +325,7 @@ def label(cfg: LabelConfig, progress: bool = True) -> int:
             "+distillmos(mos=mean)" if combination == "mean" else "")
     total = 0
     while True:
-        todo = [r for r in rows if in_shard(r, shard) and _needs(r, cfg, split_columns)]
+        todo = sorted((r for r in rows if in_shard(r, shard) and _needs(r, cfg, split_columns)), key=label_order)
         labels: dict[str, dict[str, str]] = {}
         for i, row in enumerate(tqdm(todo, desc="label", unit="clip", disable=not progress), 1):
             new: dict[str, str] = {"teacher": provenance} if provenance else {}

@@ -160,3 +160,17 @@ def test_shards_split_rows_once_and_bad_values_are_named() -> None:
     for bad in ("2/2", "x/2", "1", "-1/2"):
         with pytest.raises(ConfigError, match="shard"):
             parse_shard(bad)
+
+
+def test_label_order_mixes_families_so_a_time_cut_is_a_random_subset() -> None:
+    """Rows listed family by family come out interleaved: the first fifth of the order holds
+    about a fifth of each family, not the first family only."""
+    from train.teachers import in_shard, label_order, parse_shard
+
+    rows = [{"filepath_deg": f"clips/{fam}/c{i:05d}.flac"} for fam in ("loss", "echo", "aec") for i in range(400)]
+    mine = [r for r in rows if in_shard(r, parse_shard("1/2"))]
+    first = sorted(mine, key=label_order)[: len(mine) // 5]
+    for fam in ("loss", "echo", "aec"):
+        share = sum(f"/{fam}/" in r["filepath_deg"] for r in first) / len(first)
+        assert 0.2 < share < 0.47, (fam, share)
+    assert sorted(mine, key=label_order) == sorted(reversed(mine), key=label_order)  # stable, input order ignored
