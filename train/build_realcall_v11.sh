@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Session 13: teacher labels on exact crops of 4-10 s streams (issue #13 item 4; results/v11/SELECTION.md).
 # Needs session 12's streams (bash train/build_stream_dense_v10.sh data) and runs/v060 (its imports stage).
-# Usage: bash train/build_realcall_v11.sh [data|manifest|train|eval|ship|export|all] [CONFIG]
+# Usage: bash train/build_realcall_v11.sh [data|manifest|train|eval|ship|export|stream|stream-ship|all] [CONFIG]
 #   data    : two crops per stream (cache/win11), labelled by NISQA v2 and DistillMOS (three processes)
 #   manifest: cache/win11/manifest-w23.csv: crops with both labels, MOS = 2/3 NISQA + 1/3 DistillMOS
 #   train   : ft-v11-crops (0.6.0 + 1,500 cosine steps), its snapshot average, the soup with 0.6.0
@@ -9,6 +9,9 @@
 #   ship    : the rule's qualifiers checked by the paired bootstrap and the sanity checks
 #             (results/v11/bootstrap.md, sanity-*.txt); apply_rule.py names the winner (or none)
 #   export  : the winner as exported/livesqa-small.onnx 0.7.0: sanity, label-free agreement, bench, card, sample call
+#   stream  : the rule's streaming follow-up (only after export): 0.7.0's dense targets on session 12's streams,
+#             ft-v11-stream (0.6.1-stream + 600 steps), eval against the windowed 0.7.0 (results/v11/stream/)
+#   stream-ship: the eligible streaming candidate with the highest mean as exported/livesqa-small-stream.onnx 0.7.0-stream
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${1:-all}
@@ -96,8 +99,54 @@ MOS = 2/3 NISQA v2 + 1/3 DistillMOS, NOI/COL/DIS/LOUD = NISQA v2 (results/v11/SE
     --probing results/probing-asr-small-v2 --recipe train/build_realcall_v11.sh
   python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
 }
+winner_name() { sed -n 's/^winner: \(.*\) -> .*/\1/p' results/v11/selection.md; }
+STREAM_CANDIDATES="runs/ft-v11-stream/best.pt runs/ft-v11-stream/last.pt runs/ft-v11-stream-avg/best.pt"
+stream() {  # results/v11/SELECTION.md, "Streaming": re-distil the streaming file from the windowed 0.7.0
+  local winner; winner=$(sed -n 's/^winner: .* -> //p' results/v11/selection.md)
+  [ -n "$winner" ] || { echo "no windowed winner: the streaming follow-up does not run" >&2; return 1; }
+  grep -q '0.7.0' <(livesqa inspect exported/livesqa-small.onnx) || { echo "export 0.7.0 first" >&2; return 1; }
+  [ -f runs/v061-stream/best.pt ] || python -m train onnx-import --model exported/livesqa-small-stream.onnx \
+    --out runs/v061-stream/best.pt  # the shipped 0.6.1-stream (= session 12's runs/ft-v10-dense/best.pt)
+  for K in 0 1; do
+    python -m train dense-targets --manifest cache/dense/manifest.csv --manifest cache/dense-enh/manifest.csv \
+      --model exported/livesqa-small.onnx --out-dir cache/dense-targets-v11 --shard $K/2 > logs/dense-targets-v11-$K.log 2>&1 &
+  done
+  wait
+  python -m train stream-distill train --run ft-v11-stream --init-checkpoint runs/v061-stream/best.pt \
+    --targets-dir cache/dense-targets-v11 --steps 600 --batch-size 12 --max-rows 8 --val-every 150 >> logs/ft-v11-stream.log 2>&1
+  python -m train average --run runs/ft-v11-stream --last 4 --out runs/ft-v11-stream-avg/best.pt
+  mkdir -p results/v11/stream
+  local sanity=()
+  for m in $STREAM_CANDIDATES; do
+    local tag; tag=$(basename "$(dirname "$m")")@$(basename "$m" .pt)
+    python -m train sanity --config "$CFG" --model "$m" --strict --set sanity.out_dir="results/v11/stream/sanity-$tag" \
+      > "results/v11/stream/sanity-$tag.txt" 2>&1 || true
+    sanity+=("$( [ "${m##*/}" = best.pt ] && basename "$(dirname "$m")" || echo "$tag" )=results/v11/stream/sanity-$tag.txt")
+  done
+  python results/eval/paired_bootstrap.py --reference "$(winner_name)" "$winner" runs/v061-stream/best.pt $STREAM_CANDIDATES \
+    --json results/v11/stream/bootstrap.json > results/v11/stream/bootstrap.md
+  python results/v10/apply_rule.py --bootstrap results/v11/stream/bootstrap.json --reference "$(winner_name)" \
+    --incumbent v061-stream --sanity "${sanity[@]}" > results/v11/stream/selection.md
+  python -m train stream-distill agree --targets-dir cache/dense-targets-v11 --model runs/v061-stream/best.pt \
+    $(for m in $STREAM_CANDIDATES; do echo --model $m; done) --split test > results/v11/stream/row-agreement.md
+  tail -1 results/v11/stream/selection.md
+}
+stream_ship() {
+  local name; name=$(sed -n 's/^\*\*Decision:\*\* \(.*\) ships .*/\1/p' results/v11/stream/selection.md)
+  [ -n "$name" ] || { echo "no streaming candidate is eligible: 0.6.1-stream stays" >&2; return 0; }
+  local ckpt=runs/$name/best.pt
+  case $name in *@last) ckpt=runs/${name%@last}/last.pt ;; esac
+  python -m train export-streaming --checkpoint "$ckpt" --out exported/livesqa-small-stream.onnx \
+    --name livesqa-small-stream --version 0.7.0-stream --licence "CC BY-NC-SA 4.0 (trained on NISQA outputs)" \
+    --training-data "0.6.1-stream fine-tuned 600 steps by dense distillation: every whole-second row of 3,654 streams \
+of 4-10 s (simulated v3 real-call and v2 catalogues, real AEC-challenge recordings, noisy speech through real \
+suppressors) fitted to the windowed livesqa-small 0.7.0's scores on that row's window"
+  livesqa bench --model exported/livesqa-small.onnx --streaming exported/livesqa-small-stream.onnx \
+    > results/v11/stream/bench-streaming.txt
+}
 case $STAGE in
   data) data ;; manifest) manifest ;; train) train ;; eval) evaluate ;; ship) ship ;; export) export_winner ;;
+  stream) stream ;; stream-ship) stream_ship ;;
   all) data; manifest; train; evaluate; ship; export_winner ;;
-  *) echo "usage: bash train/build_realcall_v11.sh [data|manifest|train|eval|ship|export|all] [CONFIG]" >&2; exit 2 ;;
+  *) echo "usage: bash train/build_realcall_v11.sh [data|manifest|train|eval|ship|export|stream|stream-ship|all] [CONFIG]" >&2; exit 2 ;;
 esac
