@@ -90,6 +90,9 @@ recordings split by device, noisy speech through RNNoise and noisereduce), each 
 MOS = 2/3 NISQA v2 + 1/3 DistillMOS, NOI/COL/DIS/LOUD = NISQA v2 (results/v11/SELECTION.md)"
   python -m train sanity --config "$CFG" --model exported/livesqa-small.onnx --teacher-reference --strict
   mkdir -p results/v11/sanity results/v11/bench && cp results/sanity/sanity.md results/sanity/sanity.json results/v11/sanity/
+  [ -f cache/realchain/manifest.csv ] || python -m train realchain  # a fresh machine: rebuild the real-chain set
+  python -m train label --config "$CFG" --manifest cache/realchain/manifest.csv --teachers nisqa,distillmos \
+    --mos-combination mean --no-dnsmos  # labels only the rows that lack them
   python -m train agreement --model cache/livesqa-small-0.6.0.onnx --model exported/livesqa-small.onnx \
     --corpus cache/win11/manifest-w23.csv --realchain cache/realchain/manifest.csv --sim-max 878 \
     --out-dir results/v11/agreement
