@@ -29,6 +29,8 @@ Detectors:
 - ``seq16``: the bundled 16 kHz sequence export, every frame (the runtime today);
 - ``seq16/2``: the same on every other frame (even ``k``), the LSTM state carried across
   the skipped frame and each probability held for the next frame (half the frames run);
+- ``seq16-hp`` (session 14): ``seq16`` on the signal after a 4th-order Butterworth high-pass at
+  250 Hz (``HIGHPASS_HZ``), a cheap front end against low-frequency noise;
 - ``v6-8k``: Silero v6's 8 kHz mode (``silero_vad.onnx`` from the silero-vad 6.2.3 wheel,
   MIT; 256-sample frames with 32 samples of context, one ONNX call per frame), on the
   signal resampled to 8 kHz: cost only (``--silero8k``). It has no sequence export, so each
@@ -72,7 +74,8 @@ from train.sim_catalogue import build_catalogue
 
 SR = bv.SR
 _BENCH_LOAD = bv._load  # bench_vad's whole-file loader (collect() may swap in load_head)
-DETECTORS = ("seq16", "seq16/2", "v6-8k")
+DETECTORS = ("seq16", "seq16/2", "v6-8k", "seq16-hp")
+HIGHPASS_HZ = 250.0  # seq16-hp: Silero on the signal above this (session 14)
 THRESHOLDS = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 RATIOS = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2)
 TOPK = (2, 4, 8, 12, 25)
@@ -131,7 +134,17 @@ def frame_probs(x: np.ndarray, seq: SileroSession) -> dict[str, np.ndarray]:
     out["seq16"], _, _ = seq.run(frames, z, z.copy())
     half, _, _ = seq.run(frames[::2], z, z.copy())
     out["seq16/2"] = np.repeat(half, 2)[:n]
+    out["seq16-hp"], _, _ = seq.run(seq_frames(highpass(x)), z, z.copy())
     return out
+
+
+def highpass(x: np.ndarray) -> np.ndarray:
+    """``x`` through a 4th-order Butterworth high-pass at ``HIGHPASS_HZ`` (causal, as a runtime
+    front end would be): the noises that hide a talker at -5 dB (beehive hum, waves, sheep
+    pens) put most of their energy below the talker's formants."""
+    from scipy.signal import butter, sosfilt
+
+    return sosfilt(butter(4, HIGHPASS_HZ, "highpass", fs=SR, output="sos"), x).astype(np.float32)
 
 
 def window_slices(x: np.ndarray) -> list[tuple[int, int, int]]:
