@@ -4,7 +4,8 @@
 
 NOIZEUS (``p835-nb``) is rated per condition (12 condition means, narrowband speech in noise), so
 a PCC over 12 points hides which conditions moved. This prints each condition's human OVRL, NISQA
-(from the evaluate stage's cache) and every model's mean MOS over the condition's files, and each
+and DistillMOS (from the evaluate stage's caches), the
+students' MOS target (2/3 NISQA + 1/3 DistillMOS) and every model's mean MOS over the condition's files, and each
 model's offset from its own linear fit to the listeners (the residual that costs PCC).
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 from livesqa.spec import DIMENSIONS
 from train.asr_data import resolve_data_root
 from train.evaluate import NOIZEUS_SET, EvaluateConfig, _natural_key, human_rated_set, score_set
-from train.scorers import NisqaScorer, model_scorer
+from train.scorers import DistillMosScorer, NisqaScorer, model_scorer
 
 
 def residuals(pred: np.ndarray, human: np.ndarray) -> np.ndarray:
@@ -40,6 +41,9 @@ def main() -> None:
     human = ds.aggregate(ds.targets)[:, mos]
     preds = {"NISQA": ds.aggregate(score_set(NisqaScorer(root / cfg.nisqa_weights), ds,
                                              Path(cfg.cache_dir) / "nisqa" / f"{NOIZEUS_SET}.csv"))[:, mos]}
+    preds["DistillMOS"] = ds.aggregate(score_set(DistillMosScorer(), ds,
+                                                 Path(cfg.cache_dir) / "distillmos" / f"{NOIZEUS_SET}.csv"))[:, mos]
+    preds["2/3 NISQA + 1/3 DistillMOS"] = 2 / 3 * preds["NISQA"] + 1 / 3 * preds["DistillMOS"]  # the MOS target
     for path in args.models:
         scorer = model_scorer(path)
         preds[scorer.name] = ds.aggregate(score_set(scorer, ds, None))[:, mos]
