@@ -17,6 +17,9 @@ cd "$(dirname "$0")/.."
 STAGE=${1:-all}
 CFG=${2:-configs/train/small.toml}
 mkdir -p cache runs logs results/v11
+# the rule's winner as results/v11/selection.md names it ("winner: NAME -> PATH"; nothing when none)
+winner_name() { sed -n 's/^winner: \(.*\) -> .*/\1/p' results/v11/selection.md; }
+winner_path() { sed -n 's/^winner: .* -> //p' results/v11/selection.md; }
 data() {
   [ -f runs/v060/best.pt ] || python -m train onnx-import --model exported/livesqa-small.onnx --out runs/v060/best.pt
   python -m train window-crops --manifest cache/dense/manifest.csv --manifest cache/dense-enh/manifest.csv \
@@ -79,7 +82,7 @@ ship() {  # rule (b) and (c) on the qualifiers; apply_rule.py names the winner (
   grep '^winner:' results/v11/selection.md
 }
 export_winner() {  # the rule's winner as exported/livesqa-small.onnx 0.7.0, with its checks, card and sample call
-  local winner; winner=$(sed -n 's/^winner: .* -> //p' results/v11/selection.md)
+  local winner; winner=$(winner_path)
   [ -n "$winner" ] || { echo "results/v11/selection.md names no winner: 0.6.0 stays" >&2; return 1; }
   [ -f cache/livesqa-small-0.6.0.onnx ] || git show 1a47cc3:exported/livesqa-small.onnx > cache/livesqa-small-0.6.0.onnx
   python -m train export --checkpoint "$winner" --out exported/livesqa-small.onnx --name livesqa-small \
@@ -102,10 +105,9 @@ MOS = 2/3 NISQA v2 + 1/3 DistillMOS, NOI/COL/DIS/LOUD = NISQA v2 (results/v11/SE
     --probing results/probing-asr-small-v2 --recipe train/build_realcall_v11.sh
   python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
 }
-winner_name() { sed -n 's/^winner: \(.*\) -> .*/\1/p' results/v11/selection.md; }
 STREAM_CANDIDATES="runs/ft-v11-stream/best.pt runs/ft-v11-stream/last.pt runs/ft-v11-stream-avg/best.pt"
 stream() {  # results/v11/SELECTION.md, "Streaming": re-distil the streaming file from the windowed 0.7.0
-  local winner; winner=$(sed -n 's/^winner: .* -> //p' results/v11/selection.md)
+  local winner; winner=$(winner_path)
   [ -n "$winner" ] || { echo "no windowed winner: the streaming follow-up does not run" >&2; return 1; }
   grep -q '0.7.0' <(livesqa inspect exported/livesqa-small.onnx) || { echo "export 0.7.0 first" >&2; return 1; }
   [ -f runs/v061-stream/best.pt ] || python -m train onnx-import --model exported/livesqa-small-stream.onnx \
