@@ -27,6 +27,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "evaluate": ("train.evaluate", "PCC/RMSE tables on the simulated test split and the P.835 set"),
     "grow": ("train.grow", "grow a trained student deeper (copies of its blocks): a larger student's warm start"),
     "level-head": ("train.level_head", "teach a trained student loudness: a small level MLP, all else frozen"),
+    "mos-level": ("train.mos_level", "re-fit the MOS output's level term to broadband level, all else frozen"),
     "lofo": ("train.lofo", "leave-one-family-out fine-tunes: which impairment families transfer"),
     "agreement": ("train.agreement", "label-free teacher-student agreement on real-chain, real and simulated audio"),
     "speech-head": ("train.speech_train", "train a per-frame speech head on a frozen quality model (issue 14)"),
