@@ -52,6 +52,23 @@ def cache_logits(model: QualityModel, ds: QualityDataset, batch_size: int = 16) 
     return logits, levels, targets
 
 
+def split_logits(model: QualityModel, manifest: Path, sample_rate_hz: int,
+                 cache: Path | None) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """:func:`cache_logits` of the train and val splits, read from ``cache`` (npz) if it exists,
+    else computed and written there (when given): the slow pass is done once per model."""
+    if cache is not None and cache.is_file():
+        z = np.load(cache)
+        return ((z["train_logits"], z["train_levels"], z["train_targets"]),
+                (z["val_logits"], z["val_levels"], z["val_targets"]))
+    train, val = (cache_logits(model, QualityDataset(read_quality_manifest(str(manifest), split), sample_rate_hz))
+                  for split in ("train", "val"))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, train_logits=train[0], train_levels=train[1], train_targets=train[2],
+                 val_logits=val[0], val_levels=val[1], val_targets=val[2])
+    return train, val
+
+
 def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the targets that exist (NaN = no label for that dimension)."""
     ok = ~torch.isnan(target)
@@ -113,17 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     model = QualityModel(cfg)
     model.load_state_dict(ckpt["state_dict"])
     sr = cfg.frontend.sample_rate_hz
-    if args.cache is not None and args.cache.is_file():
-        z = np.load(args.cache)
-        train = (z["train_logits"], z["train_levels"], z["train_targets"])
-        val = (z["val_logits"], z["val_levels"], z["val_targets"])
-    else:
-        train = cache_logits(model, QualityDataset(read_quality_manifest(str(args.manifest), "train"), sr))
-        val = cache_logits(model, QualityDataset(read_quality_manifest(str(args.manifest), "val"), sr))
-        if args.cache is not None:
-            args.cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(args.cache, train_logits=train[0], train_levels=train[1], train_targets=train[2],
-                     val_logits=val[0], val_levels=val[1], val_targets=val[2])
+    train, val = split_logits(model, args.manifest, sr, args.cache)
     new_cfg = dataclasses.replace(cfg, head=dataclasses.replace(cfg.head, level_hidden=args.hidden))
     torch.manual_seed(args.seed)  # the MLP's first layer: same seed, same result, cache or not
     grown = QualityModel(new_cfg)

@@ -28,9 +28,8 @@ from livesqa.errors import ConfigError
 from livesqa.spec import DIMENSIONS
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.config import ModelConfig
-from train.data import QualityDataset, read_quality_manifest
 from train.heads import LEVEL_SCALE
-from train.level_head import cache_logits
+from train.level_head import split_logits
 from train.model import QualityModel
 
 MOS = DIMENSIONS.index("mos")
@@ -126,17 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     sr = cfg.frontend.sample_rate_hz
-    if args.cache is not None and args.cache.is_file():
-        z = np.load(args.cache)
-        train, val = (z["train_logits"], z["train_levels"], z["train_targets"]), \
-            (z["val_logits"], z["val_levels"], z["val_targets"])
-    else:
-        train = cache_logits(model, QualityDataset(read_quality_manifest(str(args.manifest), "train"), sr))
-        val = cache_logits(model, QualityDataset(read_quality_manifest(str(args.manifest), "val"), sr))
-        if args.cache is not None:
-            args.cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(args.cache, train_logits=train[0], train_levels=train[1], train_targets=train[2],
-                     val_logits=val[0], val_levels=val[1], val_targets=val[2])
+    train, val = split_logits(model, args.manifest, sr, args.cache)
     fit = fit_mos_output(
         (encoder_logit(model, train[0], train[1]), encoder_logit(model, val[0], val[1])),
         (broadband_level(train[1]), broadband_level(val[1])),
