@@ -252,12 +252,19 @@ class HeadConfig:
     score_max: float = 5.0
     level_input: bool = True  # see train.heads.QualityHead; false = the paper's head exactly
     level_hidden: int = 0  # > 0: a small tanh MLP on the level too (train/level_head.py); 0 = linear only
+    # train.heads.LevelHinge (train/level_hinge.py): logit offsets only below hinge_quiet_db or
+    # above hinge_hot_db of the window's power-weighted level (dBFS); false = no such term
+    level_hinge: bool = False
+    hinge_quiet_db: float = -40.0
+    hinge_hot_db: float = -14.0
 
     def __post_init__(self) -> None:
         if not self.score_min < self.score_max:
             raise ValueError("score_min must be below score_max")
         if self.level_hidden < 0 or (self.level_hidden and not self.level_input):
             raise ValueError("level_hidden must be >= 0 and needs level_input = true")
+        if self.level_hinge and not self.hinge_quiet_db < self.hinge_hot_db:
+            raise ValueError("hinge_quiet_db must be below hinge_hot_db")
 
 
 @dataclass(frozen=True)
@@ -334,6 +341,9 @@ class ModelConfig:
             del d["speech_context"]
         if not self.head.level_hidden:  # likewise the level MLP while off
             del d["head"]["level_hidden"]
+        if not self.head.level_hinge:  # and the level hinge
+            for key in ("level_hinge", "hinge_quiet_db", "hinge_hot_db"):
+                del d["head"][key]
         return d
 
 

@@ -127,3 +127,20 @@ class LogMel(nn.Module):
         if self.cfg.cms:
             logmel = (logmel - mean[:, None, :]).masked_fill(~mask, 0.0)
         return logmel, lengths, mean
+
+
+def power_weighted_level_db(wav: torch.Tensor, wav_lengths: torch.Tensor | None,
+                            frame_samples: int) -> torch.Tensor:
+    """Each row's level in dBFS ``[B]``: the power of its ``frame_samples`` frames, each weighted
+    by its own power (``10 log10(sum p^2 / sum p)``).
+
+    Why this and not the mean log-mel: a gain ``g`` shifts it by exactly ``20 log10 g``, loud
+    (speech) frames dominate it, and silent or zeroed frames (pauses, lost packets, padding) add
+    nothing, so pauses and chops do not read as a quiet talker. Digital silence gives -100 dB.
+    """
+    x = wav
+    if wav_lengths is not None:
+        valid = torch.arange(wav.shape[1], device=wav.device)[None, :] < wav_lengths[:, None]
+        x = wav * valid.to(wav.dtype)
+    p = torch.nn.functional.avg_pool1d((x * x).unsqueeze(1), frame_samples, frame_samples).squeeze(1)
+    return 10.0 * (torch.log10((p * p).sum(dim=1) + 1e-20) - torch.log10(p.sum(dim=1) + 1e-10))

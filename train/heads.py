@@ -117,6 +117,30 @@ class LayerAttention(nn.Module):
         return torch.softmax(logits, dim=-1).mean(dim=(0, 1))
 
 
+class LevelHinge(nn.Module):
+    """Logit offsets that act only outside ``[quiet_db, hot_db]`` of a window's level.
+
+    Why: listeners (and NISQA) rate a whisper-quiet talker and a hot, clipping input low, but the
+    students barely move (``train/level_hinge.py``). Two hinge features of the power-weighted level
+    (``train.frontend.power_weighted_level_db``), ``relu(quiet - L)`` and ``relu(L - hot)`` in
+    units of 10 dB, with one weight per output each: zero weights (the start) or any input at a
+    normal level leave the scores exactly as they were.
+    """
+
+    def __init__(self, n_outputs: int, quiet_db: float, hot_db: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(2, n_outputs))
+        self.quiet_db = quiet_db
+        self.hot_db = hot_db
+
+    def features(self, level_db: torch.Tensor) -> torch.Tensor:
+        """``[B]`` dBFS -> ``[B, 2]`` (quiet, hot) hinge values."""
+        return torch.stack([torch.relu(self.quiet_db - level_db), torch.relu(level_db - self.hot_db)], dim=1) / 10.0
+
+    def forward(self, level_db: torch.Tensor) -> torch.Tensor:
+        return self.features(level_db) @ self.weight
+
+
 class QualityHead(nn.Module):
     """Encoder block outputs -> five scores ``[B, n_outputs]``.
 
@@ -143,17 +167,24 @@ class QualityHead(nn.Module):
                 )
                 nn.init.zeros_(self.level_mlp[2].weight)  # starts as the head without it
                 nn.init.zeros_(self.level_mlp[2].bias)
+        self.hinge = LevelHinge(cfg.n_outputs, cfg.hinge_quiet_db, cfg.hinge_hot_db) if cfg.level_hinge else None
 
     def forward(
         self,
         layers: list[torch.Tensor],
         lengths: torch.Tensor | None,
         level: torch.Tensor | None = None,
+        level_db: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``layers``: block outputs ``[B, T, d]``; ``level``: mean log-mel ``[B, level_dim]``."""
+        """``layers``: block outputs ``[B, T, d]``; ``level``: mean log-mel ``[B, level_dim]``;
+        ``level_db``: power-weighted level ``[B]`` (needed with ``level_hinge``)."""
         out = self.logits(layers, lengths, level)
         if self.level_mlp is not None and level is not None:
             out = out + self.level_mlp(level / LEVEL_SCALE)
+        if self.hinge is not None:
+            if level_db is None:
+                raise ValueError("this head has a level hinge (model.head.level_hinge): pass level_db")
+            out = out + self.hinge(level_db)
         return self.probe.readout.scale(out)
 
     def logits(

@@ -14,7 +14,7 @@ from torch import nn
 
 from train.config import ModelConfig
 from train.conformer import ConformerEncoder
-from train.frontend import LogMel
+from train.frontend import LogMel, power_weighted_level_db
 from train.heads import QualityHead
 from train.speech_head import SpeechHead
 
@@ -97,7 +97,13 @@ class QualityModel(nn.Module):
                 k = s.dynamic_chunks[int(torch.randint(len(s.dynamic_chunks), ()).item())]
             return last_chunk_scores(self, wav, wav_lengths, k)
         _, _, level, blocks, lengths = self._run(wav, wav_lengths)
-        return self.quality_head(blocks, lengths, level)
+        return self.quality_head(blocks, lengths, level, self.level_db(wav, wav_lengths))
+
+    def level_db(self, wav: torch.Tensor, wav_lengths: torch.Tensor | None) -> torch.Tensor | None:
+        """The power-weighted level ``[B]`` the head's level hinge reads; None without one."""
+        if self.quality_head.hinge is None:
+            return None
+        return power_weighted_level_db(wav, wav_lengths, self.frontend.hop_samples)
 
     def scores_and_speech(
         self, wav: torch.Tensor, wav_lengths: torch.Tensor | None = None
@@ -107,7 +113,7 @@ class QualityModel(nn.Module):
         if self.speech_head is None:
             raise ValueError("this model has no speech head (model.speech_head=false)")
         _, _, level, blocks, lengths = self._run(wav, wav_lengths)
-        return self.quality_head(blocks, lengths, level), self.speech_head(blocks)
+        return self.quality_head(blocks, lengths, level, self.level_db(wav, wav_lengths)), self.speech_head(blocks)
 
     def n_params(self, part: str | None = None) -> int:
         """Parameter count of the whole model or one submodule (e.g. ``"encoder"``)."""

@@ -93,6 +93,8 @@ def _pool(model: QualityModel, h: torch.Tensor, keep: torch.Tensor) -> torch.Ten
 
 def _readout(model: QualityModel, pooled: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
     head = model.quality_head
+    if head.hinge is not None:
+        raise ValueError("the level hinge (model.head.level_hinge) is not supported by streaming models")
     extra = None if head.level is None else head.level(level / LEVEL_SCALE)
     return head.probe.readout(pooled, extra)
 
