@@ -95,19 +95,22 @@ def hinge_features(level_db: np.ndarray, quiet_db: float, hot_db: float) -> np.n
 
 
 def fit_hinge(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], quiet_db: float, hot_db: float,
-              score_min: float, score_max: float, epochs: int = 3000, lr: float = 1e-2) -> dict[str, object]:
+              score_min: float, score_max: float, epochs: int = 3000, lr: float = 1e-2,
+              outputs: list[int] | None = None) -> dict[str, object]:
     """Fit the hinge weights ``[2, K]`` and an intercept ``[K]`` for one pair of knots.
 
-    Returns the weights of the lowest validation MSE, that MSE (with the intercept), the
+    ``outputs``: fit only these output columns (the others keep zero weights and are left out of
+    the loss). Returns the weights of the lowest validation MSE, that MSE (with the intercept), the
     validation MSE of the input model and of the input model plus the hinge alone (what is written).
     """
     span = score_max - score_min
+    cols = list(range(train[0].shape[1])) if outputs is None else outputs
 
     def tensors(part: tuple[np.ndarray, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         z, lvl, t = part
-        return (torch.from_numpy(z.astype(np.float64)),
+        return (torch.from_numpy(z[:, cols].astype(np.float64)),
                 torch.from_numpy(hinge_features(lvl.astype(np.float64), quiet_db, hot_db)),
-                torch.from_numpy(t.astype(np.float64)))
+                torch.from_numpy(t[:, cols].astype(np.float64)))
 
     tz, th, tt = tensors(train)
     vz, vh, vt = tensors(val)
@@ -134,9 +137,12 @@ def fit_hinge(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], quiet_
     with torch.no_grad():
         w.copy_(torch.from_numpy(best[2]))
         written = float(mse(vz, vh, vt, intercept=False))
+    weight = np.zeros((2, train[0].shape[1]))
+    intercept = np.zeros(train[0].shape[1])
+    weight[:, cols], intercept[cols] = best[2], best[3]
     return {"quiet_db": quiet_db, "hot_db": hot_db, "val_mse": best[0], "epoch": best[1],
             "val_mse_before": before, "val_mse_written": written,
-            "weight": best[2].tolist(), "intercept": best[3].tolist()}
+            "weight": weight.tolist(), "intercept": intercept.tolist()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,9 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", required=True, type=Path, action="append",
                         help="labelled corpus with train and val rows (repeatable: the splits are pooled)")
     parser.add_argument("--epochs", type=int, default=3000, help="full-batch epochs per pair of knots")
+    parser.add_argument("--outputs", default=",".join(DIMENSIONS),
+                        help="comma-separated outputs the hinge acts on (the others keep zero weights)")
     parser.add_argument("--cache", type=Path, default=None, help="npz of cached logits (reused if present)")
     parser.add_argument("--out", required=True, type=Path, help="checkpoint to write")
     args = parser.parse_args(argv)
+    names = [n.strip() for n in args.outputs.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DIMENSIONS]
+    if unknown or not names:
+        raise ConfigError(f"--outputs: unknown {unknown or 'empty'}; choose from {', '.join(DIMENSIONS)}")
+    outputs = [DIMENSIONS.index(n) for n in names]
     if not args.checkpoint.is_file():
         raise ConfigError(f"checkpoint not found: {args.checkpoint}")
     for m in args.manifest:
@@ -163,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     model = QualityModel(cfg)
     model.load_state_dict(ckpt["state_dict"])
     train, val = split_rows(model, args.manifest, cfg.frontend.sample_rate_hz, args.cache)
-    fits = [fit_hinge(train, val, q, h, cfg.head.score_min, cfg.head.score_max, args.epochs)
+    fits = [fit_hinge(train, val, q, h, cfg.head.score_min, cfg.head.score_max, args.epochs, outputs=outputs)
             for q, h in tqdm(list(itertools.product(QUIET_GRID_DB, HOT_GRID_DB)), desc="knots", unit="pair")]
     best = min(fits, key=lambda f: float(f["val_mse"]))  # type: ignore[arg-type]
     new_cfg = dataclasses.replace(cfg, head=dataclasses.replace(
@@ -176,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         assert grown.quality_head.hinge is not None
         grown.quality_head.hinge.weight.copy_(torch.tensor(best["weight"], dtype=torch.float32))
     extra = dict(ckpt.get("extra", {}))
-    extra["level_hinge"] = {"from": str(args.checkpoint), "manifests": [str(m) for m in args.manifest],
+    extra["level_hinge"] = {"from": str(args.checkpoint), "manifests": [str(m) for m in args.manifest], "outputs": names,
                             "n_train": int(len(train[1])), "n_val": int(len(val[1])), "chosen": best,
                             "grid": [{k: f[k] for k in ("quiet_db", "hot_db", "val_mse", "val_mse_written")} for f in fits]}
     save_checkpoint(args.out, grown, new_cfg, stage="quality", extra=extra, step=int(ckpt.get("step", 0)))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from livesqa.errors import ConfigError
 from train import degrade as dg
 from train.asr_data import resolve_data_root
 from train.codecs import CODECS, codec_roundtrip
@@ -90,10 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=int, default=DEFAULT_COUNTS["train"], help="clips of train-split talkers")
     parser.add_argument("--val", type=int, default=DEFAULT_COUNTS["val"], help="clips of val-split talkers")
     parser.add_argument("--test", type=int, default=DEFAULT_COUNTS["test"], help="clips of test-split talkers")
+    parser.add_argument("--seed", type=int, default=13, help="another seed draws other clips (a fresh test set)")
     parser.add_argument("--data-root")
     args = parser.parse_args(argv)
-    counts = {"train": args.train, "val": args.val, "test": args.test}
-    manifest = build(Path(args.out_dir), resolve_data_root(args.data_root), counts)
+    counts = {s: n for s, n in (("train", args.train), ("val", args.val), ("test", args.test)) if n > 0}
+    if not counts:
+        raise ConfigError("nothing to make: every split count is 0")
+    manifest = build(Path(args.out_dir), resolve_data_root(args.data_root), counts, args.seed)
     print(f"wrote {manifest}; label it with `python -m train label --manifest {manifest} "
           "--teachers nisqa,distillmos --mos-combination mean --no-dnsmos`")
     return 0

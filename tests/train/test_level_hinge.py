@@ -1,0 +1,130 @@
+"""The level hinge: a known level measure, exact no-op inside its knots, fitted on known answers,
+exported and imported with the same scores."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.train.test_export import spec_args, tiny_model
+from train import level_hinge
+from train.config import ModelConfig
+from train.export import build_spec, check_parity, export_onnx
+from train.frontend import power_weighted_level_db
+from train.model import QualityModel
+from train.onnx_import import state_dict_from_onnx
+
+SR = 16000
+
+
+def sine(amplitude: float, seconds: float = 2.0) -> torch.Tensor:
+    t = torch.arange(int(seconds * SR)) / SR
+    return (amplitude * torch.sin(2 * torch.pi * 440.0 * t))[None]
+
+
+def test_level_of_a_sine_is_its_rms_and_a_gain_shifts_it_exactly() -> None:
+    assert float(power_weighted_level_db(sine(0.5), None, 160)) == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.01)
+    quiet = float(power_weighted_level_db(sine(0.5 * 10 ** (-30 / 20)), None, 160))
+    assert quiet == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)) - 30.0, abs=0.01)
+
+
+def test_pauses_zeroed_packets_and_padding_do_not_read_as_quiet() -> None:
+    x = sine(0.1)
+    ref = float(power_weighted_level_db(x, None, 160))
+    chopped = x.clone()
+    chopped[:, ::3200][:, :] = 0.0
+    chopped = chopped.reshape(1, -1, 320)
+    chopped[:, ::5] = 0.0  # 20 % of 20 ms packets lost as zeros
+    assert float(power_weighted_level_db(chopped.reshape(1, -1), None, 160)) == pytest.approx(ref, abs=0.01)
+    padded = torch.cat([x, torch.zeros(1, SR)], dim=1)
+    assert float(power_weighted_level_db(padded, None, 160)) == pytest.approx(ref, abs=1e-4)
+    noisy_tail = torch.cat([x, torch.randn(1, SR)], dim=1)  # beyond the row's length: ignored
+    assert float(power_weighted_level_db(noisy_tail, torch.tensor([x.shape[1]]), 160)) == pytest.approx(ref, abs=1e-4)
+    assert float(power_weighted_level_db(torch.zeros(1, SR), None, 160)) == pytest.approx(-100.0)
+
+
+def hinged(model: QualityModel, quiet: float = -40.0, hot: float = -14.0, weight: float = 0.0) -> QualityModel:
+    cfg: ModelConfig = dataclasses.replace(model.cfg, head=dataclasses.replace(
+        model.cfg.head, level_hinge=True, hinge_quiet_db=quiet, hinge_hot_db=hot))
+    out = QualityModel(cfg).eval()
+    missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
+    assert missing == ["quality_head.hinge.weight"] and not unexpected
+    with torch.no_grad():
+        out.quality_head.hinge.weight.fill_(weight)
+    return out
+
+
+def test_scores_are_exactly_the_input_model_inside_the_knots_and_move_outside() -> None:
+    base = tiny_model(seed=1)
+    with torch.no_grad():  # away from the sigmoid's flat ends, so any logit change shows
+        base.quality_head.probe.readout.weight.div_(20.0)
+        base.quality_head.level.weight.div_(20.0)
+    model = hinged(base, weight=-1.0)
+    normal, quiet, hot = sine(0.05), sine(0.0005), sine(0.9)  # about -29, -69, -4 dBFS
+    with torch.no_grad():
+        assert torch.equal(hinged(base)(quiet), base(quiet))  # zero weights: the input model
+        assert torch.equal(model(normal), base(normal))
+        assert torch.all(model(quiet) < base(quiet)) and torch.all(model(hot) < base(hot))
+
+
+def test_config_round_trip_keeps_old_configs_unchanged() -> None:
+    cfg = tiny_model().cfg
+    assert "level_hinge" not in cfg.to_dict()["head"]
+    with_hinge = hinged(tiny_model()).cfg
+    assert ModelConfig.from_dict(with_hinge.to_dict()) == with_hinge
+    with pytest.raises(ValueError, match="hinge_quiet_db"):
+        dataclasses.replace(cfg.head, level_hinge=True, hinge_quiet_db=-10.0, hinge_hot_db=-20.0)
+
+
+def test_fit_recovers_known_weights_and_does_not_write_the_intercept() -> None:
+    rng = np.random.default_rng(0)
+
+    def rows(n: int) -> tuple[np.ndarray, ...]:
+        z = rng.normal(0.0, 1.0, (n, 5))
+        lvl = rng.uniform(-70.0, -5.0, n)
+        true_w = np.array([[-1.5, 0, 0, 0, -2.0], [-0.8, 0, 0, 0, -1.0]])
+        logit = z + level_hinge.hinge_features(lvl, -40.0, -16.0) @ true_w - 0.3  # a corpus-wide offset
+        return z.astype(np.float32), lvl.astype(np.float32), (1 + 4 / (1 + np.exp(-logit))).astype(np.float32)
+
+    train, val = rows(1500), rows(300)
+    fit = level_hinge.fit_hinge(train, val, -40.0, -16.0, 1.0, 5.0, epochs=1500, lr=3e-2)
+    w = np.asarray(fit["weight"])
+    np.testing.assert_allclose(w[:, [0, 4]], [[-1.5, -2.0], [-0.8, -1.0]], atol=0.1)
+    np.testing.assert_allclose(fit["intercept"], -0.3, atol=0.05)
+    assert fit["val_mse"] < 1e-3 < float(fit["val_mse_before"])
+    wrong_knots = level_hinge.fit_hinge(train, val, -50.0, -8.0, 1.0, 5.0, epochs=1500, lr=3e-2)
+    assert wrong_knots["val_mse"] > fit["val_mse"]
+
+
+def test_export_parity_and_onnx_import_keep_the_hinge(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    model = hinged(tiny_model(seed=2), quiet=-35.0, hot=-12.0, weight=0.7)
+    path = tmp_path / "hinge.onnx"
+    export_onnx(model, path, build_spec(spec_args(path), model.cfg, {"stage": "quality", "step": 1}, model.n_params()))
+    assert max(check_parity(model, path).values()) < 1e-4
+    cfg, state, _ = state_dict_from_onnx(path)
+    assert cfg == model.cfg
+    assert torch.equal(state["quality_head.hinge.weight"], model.quality_head.hinge.weight.detach())
+
+
+def test_streaming_models_refuse_a_hinge() -> None:
+    from train.streaming import _readout
+
+    model = hinged(tiny_model())
+    with pytest.raises(ValueError, match="level hinge"):
+        _readout(model, torch.zeros(1, 5, 32), torch.zeros(1, 80))
+
+
+def test_fit_of_chosen_outputs_leaves_the_others_at_zero() -> None:
+    rng = np.random.default_rng(1)
+    z = rng.normal(0.0, 1.0, (600, 5)).astype(np.float32)
+    lvl = rng.uniform(-70.0, -5.0, 600).astype(np.float32)
+    t = (1 + 4 / (1 + np.exp(-(z + level_hinge.hinge_features(lvl, -40.0, -16.0) @ np.full((2, 5), -1.0))))).astype(np.float32)
+    fit = level_hinge.fit_hinge((z[:500], lvl[:500], t[:500]), (z[500:], lvl[500:], t[500:]), -40.0, -16.0,
+                                1.0, 5.0, epochs=800, lr=3e-2, outputs=[4])
+    w = np.asarray(fit["weight"])
+    assert np.all(w[:, :4] == 0.0) and np.all(w[:, 4] < -0.5)
