@@ -9,7 +9,9 @@ Why not the ``silero-vad`` package: it requires torch. Its wheel also ships the
 "sequence" ONNX export (``silero_vad_16k_sequence.onnx``: a block of 32 ms frames, each
 with the previous frame's last 64 samples, plus the LSTM state, in one call); that file
 and its MIT licence are bundled under ``livesqa/assets/silero/``, so the runtime still
-needs only numpy and onnxruntime.
+needs only numpy and onnxruntime. The runtime runs the same graph cut after its STFT
+(``silero_vad_16k_sequence_tail.onnx``, made by ``results/vad/make_silero_tail.py``) and does
+the STFT itself with numpy's FFT (:func:`stft_magnitude`): same probabilities, less CPU.
 
 Cost and chunking: each stream has one :class:`StreamVad`. With ``stride`` 2
 (``gate.silero_stride``) only the frames with even ``k`` are run, the LSTM state carried
@@ -33,11 +35,29 @@ import numpy as np
 from livesqa.errors import ConfigError
 from livesqa.types import FloatArray
 
-SILERO_ONNX = Path(__file__).resolve().parent / "assets" / "silero" / "silero_vad_16k_sequence.onnx"
+SILERO_DIR = Path(__file__).resolve().parent / "assets" / "silero"
+SILERO_FULL_ONNX = SILERO_DIR / "silero_vad_16k_sequence.onnx"  # as the silero-vad wheel ships it
+SILERO_ONNX = SILERO_DIR / "silero_vad_16k_sequence_tail.onnx"  # the same after its STFT (the default)
 SAMPLE_RATE_HZ = 16000  # the sequence export is 16 kHz only
 FRAME = 512  # 32 ms
 CONTEXT = 64  # samples of the previous frame each frame sees
 STATE_SHAPE = (1, 1, 128)
+MAGNITUDE_INPUT = "/stft/Sqrt_output_0"  # the tail graph's input: [n, 129, 4] STFT magnitudes
+_HANN = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(256) / 256)).astype(np.float32)  # periodic, 256 taps
+_pos = np.arange(4)[:, None] * 128 + np.arange(256)[None, :]  # 4 columns, hop 128, of the padded frame
+_COLUMNS = np.where(_pos < CONTEXT + FRAME, _pos, 2 * (CONTEXT + FRAME - 1) - _pos)  # reflect-padded right
+
+
+def stft_magnitude(frames: np.ndarray) -> np.ndarray:
+    """``[n, 576]`` frames -> ``[n, 129, 4]``: the magnitudes the Silero graph's STFT Conv computes.
+
+    Its Conv is a fixed periodic-Hann windowed DFT (256 taps, hop 128) over the frame
+    reflect-padded by 64 samples on the right, so ``numpy.fft.rfft`` gives the same numbers
+    (``tests/test_vad.py`` checks the probabilities against the whole graph) at a fraction of
+    the graph's cost (``results/vad/stft_split_cost.md``).
+    """
+    spectrum = np.fft.rfft(frames[:, _COLUMNS] * _HANN, axis=-1)  # [n, 4, 129]
+    return np.ascontiguousarray(np.abs(spectrum).transpose(0, 2, 1), dtype=np.float32)
 
 
 class SileroSession:
@@ -56,6 +76,10 @@ class SileroSession:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # the export carries unused initialisers; ORT warns
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # the tail graph reads STFT magnitudes (computed here); the whole graph reads the frames
+        self.input_name = self.session.get_inputs()[0].name
+        if self.input_name not in (MAGNITUDE_INPUT, "input"):
+            raise ConfigError(f"{path}: not a Silero VAD sequence graph (first input {self.input_name!r})")
 
     @classmethod
     def shared(cls) -> SileroSession:
@@ -66,7 +90,8 @@ class SileroSession:
     def run(self, frames: np.ndarray, h: np.ndarray, c: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``frames [n, 576]`` (64 context + 512 samples) -> probabilities ``[n]``, new h, c."""
-        probs, h2, c2 = self.session.run(None, {"input": frames, "h": h, "c": c})
+        x = stft_magnitude(frames) if self.input_name == MAGNITUDE_INPUT else frames
+        probs, h2, c2 = self.session.run(None, {self.input_name: x, "h": h, "c": c})
         return np.asarray(probs, dtype=np.float32).reshape(-1), h2, c2
 
 

@@ -85,6 +85,7 @@ def test_stride_2_runs_the_even_frames_and_holds_them_for_the_odd_ones():
     class Counting(SileroSession):
         def __init__(self) -> None:
             self.session = SileroSession.shared().session
+            self.input_name = SileroSession.shared().input_name
             self.frames_run = 0
 
         def run(self, f, h, c):
@@ -154,3 +155,31 @@ def test_bad_gate_settings_are_clear_errors():
     assert GateConfig(min_speech_ratio=0.3).ratio_needed == 0.3
     with pytest.raises(ConfigError, match="silero_stride"):
         GateConfig(silero_stride=3)
+
+
+def test_numpy_stft_and_the_cut_graph_give_the_whole_graphs_probabilities():
+    """Parity: the runtime's path (numpy STFT + the graph after its STFT) against the graph as the
+    silero-vad wheel ships it, on real speech in noise, noise alone and silence, state carried."""
+    from livesqa.vad import SILERO_FULL_ONNX, SILERO_ONNX, SileroSession
+
+    whole, tail = SileroSession(SILERO_FULL_ONNX), SileroSession(SILERO_ONNX)
+    assert (whole.input_name, tail.input_name) == ("input", "/stft/Sqrt_output_0")
+    talk = speech(4.0, SR)
+    for x in (talk + _noise(talk.size, -30.0), _noise(3 * SR, -40.0, seed=1), np.zeros(2 * SR, np.float32)):
+        a, b = StreamVad(whole), StreamVad(tail)
+        pa = np.concatenate([a.window_probs(s, w) for s, w in _windows(x, 2 * SR, SR)])
+        pb = np.concatenate([b.window_probs(s, w) for s, w in _windows(x, 2 * SR, SR)])
+        assert pa.shape == pb.shape and np.max(np.abs(pa - pb)) < 1e-5
+
+
+def test_a_graph_that_is_not_silero_is_refused_by_name(tmp_path):
+    from onnx import TensorProto, helper, save
+
+    x = helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    path = tmp_path / "other.onnx"
+    save(helper.make_model(helper.make_graph([helper.make_node("Identity", ["audio"], ["y"])], "g", [x], [y])), str(path))
+    from livesqa.vad import SileroSession
+
+    with pytest.raises(ConfigError, match="other.onnx"):
+        SileroSession(path)

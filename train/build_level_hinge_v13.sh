@@ -8,6 +8,8 @@
 #   fit  : python -m train level-hinge on 0.6.0 (about 5 min)
 #   eval : level agreement, the four human-rated views, paired bootstrap, label-free agreement, probe, sanity
 #   rule : results/v13/selection.md (apply_rule.py)
+#   loud : the second rule (results/v13/SELECTION-loud.md): a fresh test sweep, the LOUD-only fit, its
+#          evaluation under results/v13/loud/ and results/v13/selection-loud.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CFG=${2:-configs/train/small.toml}
@@ -43,8 +45,31 @@ rule() {
   python results/v13/apply_rule.py > results/v13/selection.md
   grep '^winner:' results/v13/selection.md
 }
+loud() {
+  local L=runs/v060-hinge-loud/best.pt D=results/v13/loud F=cache/levelsweep-fresh/manifest.csv
+  mkdir -p $D
+  python -m train level-sweep --out-dir cache/levelsweep-fresh --train 0 --val 0 --test 240 --seed 29
+  python -m train label --manifest $F --teachers nisqa,distillmos --mos-combination mean --no-dnsmos
+  python -m train level-hinge --checkpoint runs/v060/best.pt --manifest $M --manifest $S \
+    --cache cache/v13/v060-hinge-rows.npz --outputs loud --out $L
+  python results/v13/level_agreement.py runs/v060/best.pt $L --manifest $F --json $D/level-agreement-fresh.json \
+    > $D/level-agreement-fresh.md
+  python results/v13/level_agreement.py runs/v060/best.pt $L --json $D/level-agreement.json > $D/level-agreement.md
+  python -m train evaluate --config "$CFG" --set 'evaluate.models=["runs/v060/best.pt","'$L'"]' \
+    --set 'evaluate.datasets=["p835-wb","p835-fb","p835-nb","vmos24-t3"]' --set evaluate.out_dir=$D/eval
+  python results/eval/paired_bootstrap.py --reference v060 runs/v060/best.pt $L --json $D/bootstrap.json > $D/bootstrap.md
+  python -m train agreement --model runs/v060/best.pt --model $L \
+    --corpus $M --realchain cache/realchain/manifest.csv --sim-max 878 --out-dir $D/agreement
+  python results/v12/voip_symptom_probe.py --per-cell 6 --no-distillmos --out-dir cache/v13probe-loud \
+    runs/v060/best.pt $L > $D/probe.md
+  cp cache/v13probe-loud/scores.csv $D/probe-scores.csv
+  python -m train sanity --config "$CFG" --model $L --strict --teacher-reference \
+    --set sanity.out_dir=$D/sanity-v060-hinge-loud > $D/sanity-v060-hinge-loud.txt || true
+  python results/v13/apply_rule.py --rule loud --dir $D > results/v13/selection-loud.md
+  grep '^winner:' results/v13/selection-loud.md
+}
 case "${1:-all}" in
-  sweep) sweep ;; fit) fit ;; eval) evaluate ;; rule) rule ;;
-  all) sweep; fit; evaluate; rule ;;
-  *) echo "usage: $0 [sweep|fit|eval|rule|all] [CONFIG]" >&2; exit 2 ;;
+  sweep) sweep ;; fit) fit ;; eval) evaluate ;; rule) rule ;; loud) loud ;;
+  all) sweep; fit; evaluate; rule; loud ;;
+  *) echo "usage: $0 [sweep|fit|eval|rule|loud|all] [CONFIG]" >&2; exit 2 ;;
 esac

@@ -18,10 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "results" / "v9"))
-sys.path.insert(0, str(ROOT / "results" / "v12"))
-from apply_rule import HUMAN_VIEWS, read_mos_pcc, table  # noqa: E402  (session 11's table code)
-
 import importlib.util  # noqa: E402
+
+from apply_rule import HUMAN_VIEWS, read_mos_pcc, table  # noqa: E402  (session 11's table code)
 
 _spec = importlib.util.spec_from_file_location("rule_v12", ROOT / "results" / "v12" / "apply_rule.py")
 assert _spec is not None and _spec.loader is not None
@@ -31,10 +30,22 @@ _spec.loader.exec_module(v12)
 INCUMBENT = "v060"
 MIN_DROP = 0.20
 MEAN_TOLERANCE = 0.002
-RULES = {  # name -> (title, candidate run name, level dimensions judged, results folder files)
-    "hinge": ("Session 16: the level hinge on all five outputs (SELECTION.md)", "v060-hinge", ("mos", "loud"), ""),
-    "loud": ("Session 16: the level hinge on LOUD only (SELECTION-loud.md)", "v060-hinge-loud", ("loud",), "-loud"),
+RULES = {  # name -> (title, candidate run name, level dimensions judged, level-agreement file judged)
+    "hinge": ("Session 16: the level hinge on all five outputs (SELECTION.md)", "v060-hinge", ("mos", "loud"),
+              "level-agreement.json"),
+    "loud": ("Session 16: the level hinge on LOUD only (SELECTION-loud.md)", "v060-hinge-loud", ("loud",),
+             "level-agreement-fresh.json"),
 }
+LOUD_GUARDS = (("aec-real", "real AEC recordings"), ("real-chain", "real-chain set"))  # LOUD RMSE +0.02 at most
+
+
+def loud_rmse(path: Path) -> dict[tuple[str, str], float]:
+    """(model, view) -> LOUD RMSE over the view's whole set."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as f:
+        return {(r["model"], r["view"]): float(r["rmse"]) for r in csv.DictReader(f)
+                if r["dimension"] == "loud" and r["group"] == "all"}
 
 
 def main() -> None:
@@ -42,7 +53,7 @@ def main() -> None:
     p.add_argument("--rule", choices=sorted(RULES), default="hinge")
     p.add_argument("--dir", type=Path, default=ROOT / "results" / "v13")
     args = p.parse_args()
-    title, cand, dims, sfx = RULES[args.rule]
+    title, cand, dims, level_file = RULES[args.rule]
     d = args.dir
     pcc, models = read_mos_pcc([str(d / "eval" / "eval.csv")])
     print(f"# {title}\n\nMean MOS PCC over the four human-rated views:\n")
@@ -50,7 +61,7 @@ def main() -> None:
     boot = json.loads((d / "bootstrap.json").read_text(encoding="utf-8"))
     agree = v12.agreement(d / "agreement" / "agreement.csv")
     probe = v12.probe_pcc(d / "probe-scores.csv")
-    level = json.loads((d / f"level-agreement{sfx}.json").read_text(encoding="utf-8"))["models"]
+    level = json.loads((d / level_file).read_text(encoding="utf-8"))["models"]
     ref_key = next(k for k in level if Path(k).parent.name == INCUMBENT)
     cand_key = next(k for k in level if Path(k).parent.name == cand)
 
@@ -64,8 +75,10 @@ def main() -> None:
     ok_c = all((val - inc) * (1 if k == "pcc" else -1) >= -abs(lim)
                for val, inc, (_, _, k, lim) in zip(vals, incs, v12.GUARDS, strict=True))
     ok_c = ok_c and probe[cand] - probe[INCUMBENT] >= -0.01
+    loud = loud_rmse(d / "agreement" / "agreement.csv")
+    ok_loud = args.rule != "loud" or all(loud[(cand, v)] - loud[(INCUMBENT, v)] <= 0.02 for v, _ in LOUD_GUARDS)
     sane = v12.sanity_passed(d, cand)
-    win = ok_a and ok_b and ok_c and bool(sane)
+    win = ok_a and ok_b and ok_c and ok_loud and bool(sane)
     print("\n## The rule\n")
     print("| check | 0.6.0 | candidate | holds? |")
     print("|---|---:|---:|---|")
@@ -79,6 +92,11 @@ def main() -> None:
     for name, val, inc in zip(names, vals, incs, strict=True):
         print(f"| (c) {name} | {inc:.3f} | {val:.3f} | |")
     print(f"| (c) VoIP probe MOS PCC with NISQA | {probe[INCUMBENT]:.3f} | {probe[cand]:.3f} | {'yes' if ok_c else 'no'} (all guards) |")
+    if args.rule == "loud":
+        for v, name in LOUD_GUARDS:
+            ok = loud[(cand, v)] - loud[(INCUMBENT, v)] <= 0.02
+            print(f"| (c) {name} LOUD RMSE (+0.02 at most) | {loud[(INCUMBENT, v)]:.3f} | {loud[(cand, v)]:.3f} | "
+                  f"{'yes' if ok else 'no'} |")
     print(f"| (d) strict sanity | 6/6 | {'not run' if sane is None else '6/6' if sane else 'fails'} | {'yes' if sane else 'no'} |")
     print(f"\nwinner: {cand if win else 'none (0.6.0 stays)'}")
 
