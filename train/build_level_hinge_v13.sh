@@ -10,6 +10,8 @@
 #   rule : results/v13/selection.md (apply_rule.py)
 #   loud : the second rule (results/v13/SELECTION-loud.md): a fresh test sweep, the LOUD-only fit, its
 #          evaluation under results/v13/loud/ and results/v13/selection-loud.md
+#   ship : only when selection-loud.md names a winner: exported/livesqa-small.onnx 0.6.2 with strict
+#          sanity, agreement, bench beside 0.6.0 and NISQA, card and the sample call's scores
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CFG=${2:-configs/train/small.toml}
@@ -68,8 +70,30 @@ loud() {
   python results/v13/apply_rule.py --rule loud --dir $D > results/v13/selection-loud.md
   grep '^winner:' results/v13/selection-loud.md
 }
+ship() {
+  grep -q '^winner: v060-hinge-loud' results/v13/selection-loud.md || { echo "no winner: 0.6.0 stays" >&2; return 1; }
+  [ -f cache/livesqa-small-0.6.0.onnx ] || git show 1a47cc3:exported/livesqa-small.onnx > cache/livesqa-small-0.6.0.onnx
+  python -m train export --checkpoint runs/v060-hinge-loud/best.pt --out exported/livesqa-small.onnx --name livesqa-small \
+    --version 0.6.2 --training-data "livesqa-small 0.6.0 (see its card: uniform weight average of 0.4.0, simulated corpus \
+cache/sim, 25,000 clips, labels NISQA v2, and ft-v9-enh2, 0.4.0 fine-tuned on the real-call catalogue, real AEC-challenge \
+windows and real noise suppressors; MOS = 2/3 NISQA v2 + 1/3 DistillMOS) with every weight kept, plus a LOUD level hinge \
+(two weights on the window's power-weighted level below -35 / above -16 dBFS) fitted on cache/win11 crops and a level sweep \
+of 1,050 train/val clips from -66 to -6 dBFS, LOUD = NISQA v2 (results/v13/SELECTION-loud.md)"
+  python -m train sanity --config "$CFG" --model exported/livesqa-small.onnx --teacher-reference --strict
+  local R=results/v13/ship; mkdir -p $R/sanity $R/bench
+  cp results/sanity/sanity.md results/sanity/sanity.json $R/sanity/
+  cp -r results/v13/loud/eval $R/
+  python -m train agreement --model cache/livesqa-small-0.6.0.onnx --model exported/livesqa-small.onnx \
+    --corpus $M --realchain cache/realchain/manifest.csv --sim-max 878 --out-dir $R/agreement
+  python -m train bench --models exported/livesqa-small.onnx cache/livesqa-small-0.6.0.onnx \
+    --nisqa "${LIVESQA_DATA_ROOT:-../shared/data}/weights/nisqa/nisqa.tar" > $R/bench/bench.md
+  python -m train card --model exported/livesqa-small.onnx --results $R \
+    --asr-from-card exported/livesqa-small.card.json --probing results/probing-asr-small-v2 \
+    --recipe train/build_level_hinge_v13.sh
+  python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
+}
 case "${1:-all}" in
-  sweep) sweep ;; fit) fit ;; eval) evaluate ;; rule) rule ;; loud) loud ;;
-  all) sweep; fit; evaluate; rule; loud ;;
-  *) echo "usage: $0 [sweep|fit|eval|rule|loud|all] [CONFIG]" >&2; exit 2 ;;
+  sweep) sweep ;; fit) fit ;; eval) evaluate ;; rule) rule ;; loud) loud ;; ship) ship ;;
+  all) sweep; fit; evaluate; rule; loud; ship ;;
+  *) echo "usage: $0 [sweep|fit|eval|rule|loud|ship|all] [CONFIG]" >&2; exit 2 ;;
 esac
