@@ -74,7 +74,7 @@ ship() {
   grep -q '^winner: v060-hinge-loud' results/v13/selection-loud.md || { echo "no winner: 0.6.0 stays" >&2; return 1; }
   [ -f cache/livesqa-small-0.6.0.onnx ] || git show 1a47cc3:exported/livesqa-small.onnx > cache/livesqa-small-0.6.0.onnx
   python -m train export --checkpoint runs/v060-hinge-loud/best.pt --out exported/livesqa-small.onnx --name livesqa-small \
-    --version 0.6.2 --training-data "livesqa-small 0.6.0 (see its card: uniform weight average of 0.4.0, simulated corpus \
+    --version 0.6.2 --licence "CC BY-NC-SA 4.0 (trained on NISQA outputs)" --training-data "livesqa-small 0.6.0 (see its card: uniform weight average of 0.4.0, simulated corpus \
 cache/sim, 25,000 clips, labels NISQA v2, and ft-v9-enh2, 0.4.0 fine-tuned on the real-call catalogue, real AEC-challenge \
 windows and real noise suppressors; MOS = 2/3 NISQA v2 + 1/3 DistillMOS) with every weight kept, plus a LOUD level hinge \
 (two weights on the window's power-weighted level below -35 / above -16 dBFS) fitted on cache/win11 crops and a level sweep \
