@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,21 +33,29 @@ from train.heads import LEVEL_SCALE
 from train.model import QualityModel
 
 
-@torch.no_grad()
+def encoded_batches(model: QualityModel, ds: QualityDataset, batch_size: int = 16
+                    ) -> Iterator[tuple[list[int], list[tuple], Any, tuple]]:
+    """(row indices, samples, collated batch, ``model._run`` of it) per length-sorted batch, in
+    eval mode and without gradients: the one slow pass that the head-fitting stages cache."""
+    model.eval()
+    batches = list(length_batches(ds.durations_s(), batch_size=batch_size, shuffle=False))
+    for idx in tqdm(batches, desc="caching logits", unit="batch"):
+        samples = [ds[i] for i in idx]
+        batch = collate_quality(samples)
+        with torch.no_grad():
+            yield idx, samples, batch, model._run(batch.wav, batch.wav_lengths)
+
+
 def cache_logits(model: QualityModel, ds: QualityDataset, batch_size: int = 16) -> tuple[np.ndarray, ...]:
     """(pre-sigmoid logits [N, K], mean log-mel [N, n_mels], targets [N, K]) in dataset order."""
-    model.eval()
     head = model.quality_head
     n = len(ds)
     logits = np.zeros((n, head.cfg.n_outputs), np.float32)
     levels = np.zeros((n, model.cfg.frontend.n_mels), np.float32)
     targets = np.zeros_like(logits)
-    batches = list(length_batches(ds.durations_s(), batch_size=batch_size, shuffle=False))
-    for idx in tqdm(batches, desc="caching logits", unit="batch"):
-        samples = [ds[i] for i in idx]
-        batch = collate_quality(samples)
-        _, _, level, blocks, lengths = model._run(batch.wav, batch.wav_lengths)
-        logits[idx] = head.logits(blocks, lengths, level).numpy()
+    for idx, samples, _, (_, _, level, blocks, lengths) in encoded_batches(model, ds, batch_size):
+        with torch.no_grad():
+            logits[idx] = head.logits(blocks, lengths, level).numpy()
         levels[idx] = level.numpy()
         targets[idx] = np.stack([s[1] for s in samples])
     return logits, levels, targets

@@ -32,36 +32,31 @@ from livesqa.errors import ConfigError
 from livesqa.spec import DIMENSIONS
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.config import ModelConfig
-from train.data import QualityDataset, collate_quality, length_batches, read_quality_manifest
+from train.data import QualityDataset, read_quality_manifest
 from train.heads import LEVEL_SCALE
-from train.level_head import masked_mse
+from train.level_head import encoded_batches, masked_mse
 from train.model import QualityModel
 
 QUIET_GRID_DB = (-50.0, -45.0, -40.0, -35.0)
 HOT_GRID_DB = (-20.0, -16.0, -12.0, -8.0)
 
 
-@torch.no_grad()
 def cache_rows(model: QualityModel, ds: QualityDataset, batch_size: int = 16) -> tuple[np.ndarray, ...]:
     """(pre-sigmoid logits [N, K] of the input model, power-weighted level [N] dBFS, targets [N, K])."""
     from train.frontend import power_weighted_level_db
 
-    model.eval()
     head = model.quality_head
     n = len(ds)
     logits = np.zeros((n, head.cfg.n_outputs), np.float32)
     level_db = np.zeros(n, np.float32)
     targets = np.zeros_like(logits)
-    for idx in tqdm(list(length_batches(ds.durations_s(), batch_size=batch_size, shuffle=False)),
-                    desc="caching logits", unit="batch"):
-        samples = [ds[i] for i in idx]
-        batch = collate_quality(samples)
-        _, _, level, blocks, lengths = model._run(batch.wav, batch.wav_lengths)
-        out = head.logits(blocks, lengths, level)
-        if head.level_mlp is not None:
-            out = out + head.level_mlp(level / LEVEL_SCALE)
-        logits[idx] = out.numpy()
-        level_db[idx] = power_weighted_level_db(batch.wav, batch.wav_lengths, model.frontend.hop_samples).numpy()
+    for idx, samples, batch, (_, _, level, blocks, lengths) in encoded_batches(model, ds, batch_size):
+        with torch.no_grad():
+            out = head.logits(blocks, lengths, level)
+            if head.level_mlp is not None:
+                out = out + head.level_mlp(level / LEVEL_SCALE)
+            logits[idx] = out.numpy()
+            level_db[idx] = power_weighted_level_db(batch.wav, batch.wav_lengths, model.frontend.hop_samples).numpy()
         targets[idx] = np.stack([s[1] for s in samples])
     return logits, level_db, targets
 
@@ -190,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         grown.quality_head.hinge.weight.copy_(torch.tensor(best["weight"], dtype=torch.float32))
     extra = dict(ckpt.get("extra", {}))
     extra["level_hinge"] = {"from": str(args.checkpoint), "manifests": [str(m) for m in args.manifest], "outputs": names,
-                            "n_train": int(len(train[1])), "n_val": int(len(val[1])), "chosen": best,
+                            "n_train": len(train[1]), "n_val": len(val[1]), "chosen": best,
                             "grid": [{k: f[k] for k in ("quiet_db", "hot_db", "val_mse", "val_mse_written")} for f in fits]}
     save_checkpoint(args.out, grown, new_cfg, stage="quality", extra=extra, step=int(ckpt.get("step", 0)))
     w = np.asarray(best["weight"])

@@ -18,9 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "results" / "v9"))
-import importlib.util  # noqa: E402
+import importlib.util
 
-from apply_rule import HUMAN_VIEWS, read_mos_pcc, table  # noqa: E402  (session 11's table code)
+from apply_rule import HUMAN_VIEWS, read_mos_pcc, table
 
 _spec = importlib.util.spec_from_file_location("rule_v12", ROOT / "results" / "v12" / "apply_rule.py")
 assert _spec is not None and _spec.loader is not None

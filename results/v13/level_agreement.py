@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -22,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from livesqa.audio import read_audio  # noqa: E402
-from livesqa.spec import DIMENSIONS  # noqa: E402
-from train.scorers import model_scorer  # noqa: E402
+from livesqa.audio import read_audio
+from livesqa.spec import DIMENSIONS
+from train.scorers import model_scorer
 
 BINS_DBFS = (-66, -56, -46, -36, -26, -16, -6)
 
@@ -68,7 +69,7 @@ def main() -> int:
         print(f"\n## {dim.upper()} by active level: mean label, then each model's mean error (model - label)\n")
         print("| active level (dBFS) | clips | label | " + " | ".join(args.models) + " |")
         print("|---|---:|---:|" + "---:|" * len(args.models))
-        for lo, hi in zip(BINS_DBFS[:-1], BINS_DBFS[1:]):
+        for lo, hi in itertools.pairwise(BINS_DBFS):
             sel = (level >= lo) & (level < hi)
             if not sel.any():
                 continue
