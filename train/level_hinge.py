@@ -140,11 +140,49 @@ def fit_hinge(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], quiet_
             "weight": weight.tolist(), "intercept": intercept.tolist()}
 
 
+def copy_hinge(checkpoint: Path, source: Path, out: Path) -> int:
+    """Write ``checkpoint`` with ``source``'s level hinge (knots and weights), everything else kept.
+
+    Why: the streaming file is distilled from the windowed model row by row, so the same level
+    correction applies to its logits; ``train.streaming`` carries the window's power sums in state.
+    """
+    if not source.is_file():
+        raise ConfigError(f"--copy-from: checkpoint not found: {source}")
+    src = load_checkpoint(source)
+    src_cfg = ModelConfig.from_dict(src["model_config"])
+    if not src_cfg.head.level_hinge:
+        raise ConfigError(f"--copy-from {source}: has no level hinge")
+    ckpt = load_checkpoint(checkpoint)
+    cfg = ModelConfig.from_dict(ckpt["model_config"])
+    if cfg.head.level_hinge:
+        raise ConfigError(f"{checkpoint}: already has a level hinge")
+    if cfg.head.n_outputs != src_cfg.head.n_outputs:
+        raise ConfigError(f"{checkpoint} and {source}: different outputs")
+    new_cfg = dataclasses.replace(cfg, head=dataclasses.replace(
+        cfg.head, level_hinge=True, hinge_quiet_db=src_cfg.head.hinge_quiet_db, hinge_hot_db=src_cfg.head.hinge_hot_db))
+    model = QualityModel(new_cfg)
+    missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
+    if unexpected or missing != ["quality_head.hinge.weight"]:
+        raise ConfigError(f"{checkpoint}: weights do not match its own config")
+    with torch.no_grad():
+        assert model.quality_head.hinge is not None
+        model.quality_head.hinge.weight.copy_(src["state_dict"]["quality_head.hinge.weight"])
+    extra = dict(ckpt.get("extra", {}))
+    extra["level_hinge"] = {"copied_from": str(source), **src.get("extra", {}).get("level_hinge", {})}
+    save_checkpoint(out, model, new_cfg, stage="quality", extra=extra, step=int(ckpt.get("step", 0)))
+    print(f"wrote {out}: the level hinge of {source} (knots {new_cfg.head.hinge_quiet_db:.0f} / "
+          f"{new_cfg.head.hinge_hot_db:.0f} dBFS)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train level-hinge", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, type=Path, help="trained windowed quality checkpoint (kept)")
-    parser.add_argument("--manifest", required=True, type=Path, action="append",
+    parser.add_argument("--manifest", type=Path, action="append", default=[],
                         help="labelled corpus with train and val rows (repeatable: the splits are pooled)")
+    parser.add_argument("--copy-from", type=Path, default=None,
+                        help="take the knots and weights of this checkpoint's hinge instead of fitting "
+                             "(e.g. onto the streaming model distilled from it)")
     parser.add_argument("--epochs", type=int, default=3000, help="full-batch epochs per pair of knots")
     parser.add_argument("--outputs", default=",".join(DIMENSIONS),
                         help="comma-separated outputs the hinge acts on (the others keep zero weights)")
@@ -158,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     outputs = [DIMENSIONS.index(n) for n in names]
     if not args.checkpoint.is_file():
         raise ConfigError(f"checkpoint not found: {args.checkpoint}")
+    if args.copy_from is not None:
+        return copy_hinge(args.checkpoint, args.copy_from, args.out)
+    if not args.manifest:
+        raise ConfigError("--manifest is needed to fit (or give --copy-from)")
     for m in args.manifest:
         if not m.is_file():
             raise ConfigError(f"manifest not found: {m}")

@@ -91,12 +91,31 @@ def _pool(model: QualityModel, h: torch.Tensor, keep: torch.Tensor) -> torch.Ten
     return torch.cat([mean, torch.sqrt(torch.clamp(var, min=STD_FLOOR))], dim=-1)
 
 
-def _readout(model: QualityModel, pooled: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+def _readout(model: QualityModel, pooled: torch.Tensor, level: torch.Tensor,
+             power_sums: torch.Tensor | None = None) -> torch.Tensor:
+    """Scores from pooled statistics, the window's mean log-mel and, for a head with a level
+    hinge, the window's power sums ``[N, 2]`` (sum of 10 ms frame powers, sum of their squares)."""
     head = model.quality_head
-    if head.hinge is not None:
-        raise ValueError("the level hinge (model.head.level_hinge) is not supported by streaming models")
     extra = None if head.level is None else head.level(level / LEVEL_SCALE)
+    if head.hinge is not None:
+        if power_sums is None:
+            raise ValueError("this head has a level hinge (model.head.level_hinge): pass power_sums")
+        hinge = head.hinge(power_level_db(power_sums))
+        extra = hinge if extra is None else extra + hinge
     return head.probe.readout(pooled, extra)
+
+
+def chunk_power_sums(model: QualityModel, audio: torch.Tensor) -> torch.Tensor:
+    """``[B, samples]`` -> ``[B, 2]``: the sum of its 10 ms frame powers and of their squares (what
+    ``train.frontend.power_weighted_level_db`` reads, kept per chunk so a window's is a sum)."""
+    frame = model.frontend.hop_samples
+    p = torch.nn.functional.avg_pool1d((audio * audio).unsqueeze(1), frame, frame).squeeze(1)
+    return torch.stack([p.sum(dim=1), (p * p).sum(dim=1)], dim=1)
+
+
+def power_level_db(power_sums: torch.Tensor) -> torch.Tensor:
+    """``[..., 2]`` power sums -> the power-weighted level in dBFS ``[...]``, as the windowed model."""
+    return 10.0 * (torch.log10(power_sums[..., 1] + 1e-20) - torch.log10(power_sums[..., 0] + 1e-10))
 
 
 def _fused(model: QualityModel, outputs: list[torch.Tensor]) -> torch.Tensor:
@@ -168,6 +187,13 @@ def chunked_forward(
     win_sum = csum - torch.where((start > 0)[None, :, None], csum[:, before], 0.0)
     count = ccount - torch.where(start > 0, ccount[before], 0.0)  # [n_rows], whole numbers
     level = win_sum / count[None, :, None]  # [B, n_rows, n_mels]
+    power = None
+    if model.quality_head.hinge is not None:  # the window's power sums, chunk by chunk like the level
+        own = [chunk_power_sums(model, wav[:, tail: tail + n * step].reshape(b * n, step)).reshape(b, n, 2)] if n else []
+        if k_part:
+            own.append(chunk_power_sums(model, wav[:, tail + n * step: tail + n * step + k_part * SAMPLES_PER_FRAME])[:, None])
+        pcum = torch.cumsum(torch.cat(own, dim=1), dim=1)
+        power = pcum - torch.where((start > 0)[None, :, None], pcum[:, before], 0.0)  # [B, n_rows, 2]
     enc = model.encoder
     parts = []
     if n:
@@ -196,6 +222,7 @@ def chunked_forward(
     h = _fused(model, outputs)  # [B, nK + k', P]
     if rows is not None:
         idx, level = idx[rows], level[:, rows]
+        power = None if power is None else power[:, rows]
         n_rows = int(idx.shape[0])
     keep = (chunk_of[None, :] <= idx[:, None]) & (chunk_of[None, :] >= idx[:, None] - n_left)
     t = n_frames_enc
@@ -204,7 +231,8 @@ def chunked_forward(
         h[:, None].expand(b, n_rows, t, h.shape[-1]).reshape(b * n_rows, t, -1),
         keep[None].expand(b, n_rows, t).reshape(b * n_rows, t),
     )
-    return _readout(model, pooled, level.reshape(b * n_rows, -1)).reshape(b, n_rows, -1)
+    return _readout(model, pooled, level.reshape(b * n_rows, -1),
+                    None if power is None else power.reshape(b * n_rows, 2)).reshape(b, n_rows, -1)
 
 
 def last_chunk_scores(
@@ -291,6 +319,9 @@ class StreamingStep(nn.Module):
                 StateSpec("conv", (enc.n_layers, enc.conv_kernel - 1, enc.d_model)),
             )
         self.states += (StateSpec("head", (self.left, model.cfg.head.pool_hidden)),)
+        self.hinge = model.quality_head.hinge is not None
+        if self.hinge:  # the previous chunks' power sums, for the level hinge (only then: old layouts stay)
+            self.states += (StateSpec("power_sums", (self.n_left, 2)),)
 
     def init_state(self, batch: int = 1) -> list[torch.Tensor]:
         return [torch.zeros(batch, *s.shape) for s in self.states]
@@ -349,6 +380,9 @@ class StreamingStep(nn.Module):
         ``keys0..keysN-1, values0..valuesN-1, conv0..convN-1, head``; the outputs follow
         :attr:`states` in the same order, after ``scores``."""
         model, big_k, n_layers = self.model, self.k, self.n_layers
+        power_in = caches[-1] if self.hinge else None
+        if self.hinge:
+            caches = caches[:-1]
         head = caches[-1]
         if self.per_layer_state:
             keys_in = list(caches[:n_layers])
@@ -386,7 +420,9 @@ class StreamingStep(nn.Module):
             new_values.append(v_i)
             new_conv.append(conv_i)
         h = torch.cat([head, _fused(model, outputs)], dim=1)  # [B, left + K, P]
-        scores = _readout(model, _pool(model, h, key_keep), level)
+        own_power = chunk_power_sums(model, audio) if power_in is not None else None
+        window_power = None if power_in is None or own_power is None else power_in.sum(dim=1) + own_power
+        scores = _readout(model, _pool(model, h, key_keep), level, window_power)
         if self.per_layer_state:
             layer_states: tuple[torch.Tensor, ...] = (*new_keys, *new_values, *new_conv)
         else:
@@ -399,4 +435,6 @@ class StreamingStep(nn.Module):
             torch.cat([valid, torch.ones_like(valid[:, :1])], dim=1)[:, 1:],
             *layer_states,
             h[:, k:],
+            *(() if power_in is None or own_power is None else
+              (torch.cat([power_in, own_power[:, None]], dim=1)[:, 1:],)),
         )

@@ -111,13 +111,12 @@ def test_export_parity_and_onnx_import_keep_the_hinge(tmp_path: Path) -> None:
     assert torch.equal(state["quality_head.hinge.weight"], model.quality_head.hinge.weight.detach())
 
 
-def test_streaming_models_refuse_a_hinge() -> None:
+def test_streaming_models_refuse_a_hinge_without_power_sums() -> None:
     from train.streaming import _readout
 
     model = hinged(tiny_model())
     with pytest.raises(ValueError, match="level hinge"):
         _readout(model, torch.zeros(1, 5, 32), torch.zeros(1, 80))
-
 
 def test_fit_of_chosen_outputs_leaves_the_others_at_zero() -> None:
     rng = np.random.default_rng(1)
@@ -128,3 +127,71 @@ def test_fit_of_chosen_outputs_leaves_the_others_at_zero() -> None:
                                 1.0, 5.0, epochs=800, lr=3e-2, outputs=[4])
     w = np.asarray(fit["weight"])
     assert np.all(w[:, :4] == 0.0) and np.all(w[:, 4] < -0.5)
+
+
+def _streaming_hinged(weight: float = -1.0) -> QualityModel:
+    from tests.train.test_streaming import model_with_level, streaming_cfg
+
+    return hinged(model_with_level(streaming_cfg()), quiet=-35.0, hot=-16.0, weight=weight)
+
+
+def test_streaming_hinge_step_by_step_equals_the_masked_full_forward_whole_and_partial() -> None:
+    from tests.train.test_streaming import run_steps
+    from train.streaming import StreamingStep, chunk_samples, chunked_forward, tail_samples
+
+    model = _streaming_hinged()
+    step = StreamingStep(model, 5)
+    assert step.states[-1].name == "power_sums"
+    g = torch.Generator().manual_seed(3)
+    n = 6
+    wav = 0.1 * torch.randn(2, tail_samples(model) + n * chunk_samples(model, 5) + 3 * 640, generator=g)
+    wav[1] *= torch.linspace(0.0005, 1.0, wav.shape[1])  # from whisper-quiet to loud: the hinge acts
+    with torch.no_grad():
+        full = chunked_forward(model, wav, 5, final_partial=True)
+        steps = run_steps(model, wav, 5)
+        state = step.init_state(2)
+        state[0] = wav[:, : step.tail]
+        for c in range(n):
+            a = step.tail + c * step.chunk_samples
+            _, *state = step(wav[:, a: a + step.chunk_samples], *state)
+        last, *_ = step(wav[:, step.tail + n * step.chunk_samples:], *state)
+        base = chunked_forward(_streaming_hinged(0.0), wav, 5, final_partial=True)
+    assert torch.allclose(full[:, :n], steps, atol=1e-5), (full[:, :n] - steps).abs().max()
+    assert torch.allclose(full[:, -1], last, atol=1e-5)
+    assert (full - base).abs().max() > 1e-3  # the quiet rows moved
+
+
+def test_streaming_hinge_window_level_is_the_windowed_models() -> None:
+    """A row's power sums cover the chunks of its window, as the windowed model's whole window
+    (the first tail samples aside: silence here; the tail is not a whole number of 10 ms frames,
+    so the two frame grids are offset and the levels agree to a few hundredths of a dB)."""
+    from train.streaming import chunk_power_sums, chunk_samples, power_level_db, tail_samples
+
+    model = _streaming_hinged()
+    k_samples = chunk_samples(model, 5)
+    wav = torch.zeros(1, tail_samples(model) + 4 * k_samples)
+    wav[:, tail_samples(model):] = 0.03 * torch.randn(1, 4 * k_samples, generator=torch.Generator().manual_seed(4))
+    sums = sum(chunk_power_sums(model, wav[:, tail_samples(model) + c * k_samples:][:, :k_samples]) for c in range(4))
+    assert float(power_level_db(sums)) == pytest.approx(float(power_weighted_level_db(wav, None, 160)), abs=0.05)
+
+
+def test_streaming_export_with_a_hinge_has_parity_and_comes_back(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    from train import export_streaming
+    from train.onnx_import import main as import_main
+    from train.checkpoint import load_model
+    from train.streaming import StreamingStep, chunked_forward
+
+    model = _streaming_hinged(weight=0.8)
+    step = StreamingStep(model, 5, per_layer_state=True)
+    path = tmp_path / "s.onnx"
+    args = export_streaming.parse_args(["--random-init", "x", "--out", str(path)])
+    export_streaming.export_streaming_onnx(
+        step, path, export_streaming.build_spec(args, step, model.cfg, {"stage": "quality"}, model.n_params()))
+    assert export_streaming.check_parity(step, path) < 1e-4
+    out = tmp_path / "back.pt"
+    assert import_main(["--model", str(path), "--out", str(out)]) == 0
+    back, _, _ = load_model(out)
+    x = torch.from_numpy((0.002 * np.random.default_rng(1).standard_normal((1, 720 + 6 * 3200))).astype(np.float32))
+    with torch.no_grad():
+        assert torch.allclose(chunked_forward(back, x), chunked_forward(model, x), atol=1e-4)
