@@ -10,6 +10,8 @@
 #   rule : results/v13/selection.md (apply_rule.py)
 #   loud : the second rule (results/v13/SELECTION-loud.md): a fresh test sweep, the LOUD-only fit, its
 #          evaluation under results/v13/loud/ and results/v13/selection-loud.md
+#   stream: the third rule (results/v13/SELECTION-stream.md): 0.6.2's hinge copied onto 0.6.1-stream, scored
+#          under results/v13/stream/; shipstream exports the winner as exported/livesqa-small-stream.onnx 0.6.3-stream
 #   ship : only when selection-loud.md names a winner: exported/livesqa-small.onnx 0.6.2 with strict
 #          sanity, agreement, bench beside 0.6.0 and NISQA, card and the sample call's scores
 set -euo pipefail
@@ -92,8 +94,36 @@ of 1,050 train/val clips from -66 to -6 dBFS, LOUD = NISQA v2 (results/v13/SELEC
     --recipe train/build_level_hinge_v13.sh
   python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
 }
+SC=cache/livesqa-small-stream-hinge.onnx
+STREAM_DATA="0.6.1-stream (0.6.0-stream, itself distilled from the windowed 0.6.0, fine-tuned 900 steps by dense \
+distillation on every whole-second row of 3,654 streams of 4-10 s, fitted to the windowed 0.6.0's scores) with \
+the windowed 0.6.2's LOUD level hinge copied unchanged (results/v13/SELECTION-stream.md)"
+stream() {
+  local D=results/v13/stream; mkdir -p $D
+  [ -f runs/v061-stream/best.pt ] || python -m train onnx-import --model exported/livesqa-small-stream.onnx --out runs/v061-stream/best.pt
+  python -m train level-hinge --checkpoint runs/v061-stream/best.pt --copy-from runs/v060-hinge-loud/best.pt \
+    --out runs/v061-stream-hinge/best.pt
+  python -m train export-streaming --checkpoint runs/v061-stream-hinge/best.pt --out $SC --name livesqa-small-stream \
+    --version 0.6.3-stream --licence "CC BY-NC-SA 4.0 (trained on NISQA outputs)" --training-data "$STREAM_DATA"
+  python results/v13/level_agreement.py exported/livesqa-small-stream.onnx $SC --manifest cache/levelsweep-fresh/manifest.csv \
+    --json $D/level-agreement-fresh.json > $D/level-agreement-fresh.md
+  python -m train evaluate --config "$CFG" --set 'evaluate.models=["runs/v061-stream/best.pt","runs/v061-stream-hinge/best.pt"]' \
+    --set 'evaluate.datasets=["p835-wb","p835-fb","p835-nb","vmos24-t3"]' --set 'evaluate.peers=[]' --set evaluate.out_dir=$D/eval
+  python -m train sanity --config "$CFG" --model $SC --strict --teacher-reference --set sanity.out_dir=$D/sanity \
+    > $D/sanity.txt || true
+  python results/v13/apply_stream_rule.py > results/v13/selection-stream.md
+  grep '^winner:' results/v13/selection-stream.md
+}
+shipstream() {
+  grep -q '^winner: v061-stream-hinge' results/v13/selection-stream.md || { echo "no winner: 0.6.1-stream stays" >&2; return 1; }
+  [ -f cache/livesqa-small-stream-0.6.1.onnx ] || git show f6b4ed6:exported/livesqa-small-stream.onnx > cache/livesqa-small-stream-0.6.1.onnx
+  cp $SC exported/livesqa-small-stream.onnx
+  livesqa bench --model exported/livesqa-small.onnx --streaming exported/livesqa-small-stream.onnx > results/v13/stream/bench-streaming.txt
+  livesqa bench --model exported/livesqa-small.onnx --streaming cache/livesqa-small-stream-0.6.1.onnx > results/v13/stream/bench-streaming-0.6.1.txt
+}
 case "${1:-all}" in
   sweep) sweep ;; fit) fit ;; eval) evaluate ;; rule) rule ;; loud) loud ;; ship) ship ;;
-  all) sweep; fit; evaluate; rule; loud; ship ;;
-  *) echo "usage: $0 [sweep|fit|eval|rule|loud|ship|all] [CONFIG]" >&2; exit 2 ;;
+  stream) stream ;; shipstream) shipstream ;;
+  all) sweep; fit; evaluate; rule; loud; ship; stream; shipstream ;;
+  *) echo "usage: $0 [sweep|fit|eval|rule|loud|ship|stream|shipstream|all] [CONFIG]" >&2; exit 2 ;;
 esac
