@@ -178,8 +178,8 @@ def test_streaming_hinge_window_level_is_the_windowed_models() -> None:
 def test_streaming_export_with_a_hinge_has_parity_and_comes_back(tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     from train import export_streaming
-    from train.onnx_import import main as import_main
     from train.checkpoint import load_model
+    from train.onnx_import import main as import_main
     from train.streaming import StreamingStep, chunked_forward
 
     model = _streaming_hinged(weight=0.8)
