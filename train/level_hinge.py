@@ -140,6 +140,25 @@ def fit_hinge(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], quiet_
             "weight": weight.tolist(), "intercept": intercept.tolist()}
 
 
+def with_hinge(checkpoint: Path, ckpt: dict, cfg: ModelConfig, quiet_db: float, hot_db: float,
+               weight: torch.Tensor) -> tuple[QualityModel, ModelConfig]:
+    """``ckpt``'s model grown by a level hinge with these knots and weights, every other weight kept.
+
+    Why one place: the fit and ``--copy-from`` must both refuse a checkpoint whose weights are not
+    exactly its own config's plus the hinge, or a copy would silently keep random weights.
+    """
+    new_cfg = dataclasses.replace(cfg, head=dataclasses.replace(
+        cfg.head, level_hinge=True, hinge_quiet_db=float(quiet_db), hinge_hot_db=float(hot_db)))
+    model = QualityModel(new_cfg)
+    missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
+    if unexpected or missing != ["quality_head.hinge.weight"]:
+        raise ConfigError(f"{checkpoint}: weights do not match its own config")
+    with torch.no_grad():
+        assert model.quality_head.hinge is not None
+        model.quality_head.hinge.weight.copy_(weight)
+    return model, new_cfg
+
+
 def copy_hinge(checkpoint: Path, source: Path, out: Path) -> int:
     """Write ``checkpoint`` with ``source``'s level hinge (knots and weights), everything else kept.
 
@@ -158,15 +177,8 @@ def copy_hinge(checkpoint: Path, source: Path, out: Path) -> int:
         raise ConfigError(f"{checkpoint}: already has a level hinge")
     if cfg.head.n_outputs != src_cfg.head.n_outputs:
         raise ConfigError(f"{checkpoint} and {source}: different outputs")
-    new_cfg = dataclasses.replace(cfg, head=dataclasses.replace(
-        cfg.head, level_hinge=True, hinge_quiet_db=src_cfg.head.hinge_quiet_db, hinge_hot_db=src_cfg.head.hinge_hot_db))
-    model = QualityModel(new_cfg)
-    missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
-    if unexpected or missing != ["quality_head.hinge.weight"]:
-        raise ConfigError(f"{checkpoint}: weights do not match its own config")
-    with torch.no_grad():
-        assert model.quality_head.hinge is not None
-        model.quality_head.hinge.weight.copy_(src["state_dict"]["quality_head.hinge.weight"])
+    model, new_cfg = with_hinge(checkpoint, ckpt, cfg, src_cfg.head.hinge_quiet_db, src_cfg.head.hinge_hot_db,
+                                src["state_dict"]["quality_head.hinge.weight"])
     extra = dict(ckpt.get("extra", {}))
     extra["level_hinge"] = {"copied_from": str(source), **src.get("extra", {}).get("level_hinge", {})}
     save_checkpoint(out, model, new_cfg, stage="quality", extra=extra, step=int(ckpt.get("step", 0)))
@@ -216,15 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     fits = [fit_hinge(train, val, q, h, cfg.head.score_min, cfg.head.score_max, args.epochs, outputs=outputs)
             for q, h in tqdm(list(itertools.product(QUIET_GRID_DB, HOT_GRID_DB)), desc="knots", unit="pair")]
     best = min(fits, key=lambda f: float(f["val_mse"]))  # type: ignore[arg-type]
-    new_cfg = dataclasses.replace(cfg, head=dataclasses.replace(
-        cfg.head, level_hinge=True, hinge_quiet_db=float(best["quiet_db"]), hinge_hot_db=float(best["hot_db"])))  # type: ignore[arg-type]
-    grown = QualityModel(new_cfg)
-    missing, unexpected = grown.load_state_dict(ckpt["state_dict"], strict=False)
-    if unexpected or missing != ["quality_head.hinge.weight"]:
-        raise ConfigError(f"{args.checkpoint}: weights do not match its own config")
-    with torch.no_grad():
-        assert grown.quality_head.hinge is not None
-        grown.quality_head.hinge.weight.copy_(torch.tensor(best["weight"], dtype=torch.float32))
+    grown, new_cfg = with_hinge(args.checkpoint, ckpt, cfg, float(best["quiet_db"]), float(best["hot_db"]),  # type: ignore[arg-type]
+                                torch.tensor(best["weight"], dtype=torch.float32))
     extra = dict(ckpt.get("extra", {}))
     extra["level_hinge"] = {"from": str(args.checkpoint), "manifests": [str(m) for m in args.manifest], "outputs": names,
                             "n_train": len(train[1]), "n_val": len(val[1]), "chosen": best,

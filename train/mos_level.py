@@ -12,7 +12,9 @@ channels of the mean log-mel, scaled by ``LEVEL_SCALE``), which is written back 
 same weights (readout MOS row times ``a``, level MOS row ``w / n_mels`` on every channel, its
 bias ``c``), so the graph, the export and the cost are unchanged. ``a, w, c`` are fitted to the
 MOS targets in score space, full batch, early stopping on the validation split; ``--no-level``
-fixes ``w = 0``.
+fixes ``w = 0``. ``--target self`` fits to the input model's own MOS score instead of the manifest's
+labels: the re-fit then drops the spectral shape without moving the model's scale toward the
+labels' (a fit to labels inherits their clean-speech scale, ``results/v12/README.md``).
 """
 
 from __future__ import annotations
@@ -89,6 +91,11 @@ def fit_mos_output(enc: tuple[np.ndarray, np.ndarray], lvl: tuple[np.ndarray, np
             "a": best[2], "w": best[3], "c": best[4]}
 
 
+def own_mos(logits: np.ndarray, score_min: float, score_max: float) -> np.ndarray:
+    """The model's own MOS score from its cached logits: the ``--target self`` target, ``[N]``."""
+    return score_min + (score_max - score_min) / (1.0 + np.exp(-logits[:, MOS].astype(np.float64)))
+
+
 def write_mos_output(model: QualityModel, a: float, w: float, c: float) -> None:
     """Write ``a * enc + w * lvl + c`` into the model's own MOS weights (in place)."""
     head = model.quality_head
@@ -106,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True, type=Path, help="trained quality checkpoint (windowed)")
     parser.add_argument("--manifest", required=True, type=Path, help="labelled corpus (train and val splits)")
     parser.add_argument("--no-level", action="store_true", help="MOS ignores the level (w = 0)")
+    parser.add_argument("--target", choices=("labels", "self"), default="labels",
+                        help="fit to the manifest's MOS labels, or to the input model's own MOS score")
     parser.add_argument("--epochs", type=int, default=3000)
     parser.add_argument("--cache", type=Path, default=None, help="npz of cached logits (reused if present)")
     parser.add_argument("--out", required=True, type=Path, help="checkpoint to write")
@@ -126,19 +135,21 @@ def main(argv: list[str] | None = None) -> int:
     model.eval()
     sr = cfg.frontend.sample_rate_hz
     train, val = split_logits(model, args.manifest, sr, args.cache)
+    lo, hi = cfg.head.score_min, cfg.head.score_max
+    if args.target == "self":
+        targets = (own_mos(train[0], lo, hi), own_mos(val[0], lo, hi))
+    else:
+        targets = (train[2][:, MOS].astype(np.float64), val[2][:, MOS].astype(np.float64))
     fit = fit_mos_output(
         (encoder_logit(model, train[0], train[1]), encoder_logit(model, val[0], val[1])),
         (broadband_level(train[1]), broadband_level(val[1])),
-        (train[2][:, MOS].astype(np.float64), val[2][:, MOS].astype(np.float64)),
-        cfg.head.score_min, cfg.head.score_max, use_level=not args.no_level, epochs=args.epochs)
-    v_ok = ~np.isnan(val[2][:, MOS])
-    span = cfg.head.score_max - cfg.head.score_min
-    before = cfg.head.score_min + span / (1 + np.exp(-val[0][v_ok, MOS].astype(np.float64)))
-    fit["val_mse_before"] = float(np.mean((before - val[2][v_ok, MOS]) ** 2))
+        targets, lo, hi, use_level=not args.no_level, epochs=args.epochs)
+    v_ok = ~np.isnan(targets[1])
+    fit["val_mse_before"] = float(np.mean((own_mos(val[0], lo, hi)[v_ok] - targets[1][v_ok]) ** 2))
     write_mos_output(model, fit["a"], fit["w"], fit["c"])
     extra = dict(ckpt.get("extra", {}))
     extra["mos_level"] = {"from": str(args.checkpoint), "manifest": str(args.manifest),
-                          "level": not args.no_level, **fit}
+                          "level": not args.no_level, "target": args.target, **fit}
     save_checkpoint(args.out, model, cfg, stage="quality", extra=extra, step=int(ckpt.get("step", 0)))
     print(f"wrote {args.out}: MOS = a*enc + w*lvl + c with a={fit['a']:.3f} w={fit['w']:.3f} c={fit['c']:.3f}; "
           f"val MSE: input model {fit['val_mse_before']:.4f}, encoder only {fit['val_mse_encoder_only']:.4f}, "

@@ -4,6 +4,7 @@ exported and imported with the same scores."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +196,61 @@ def test_streaming_export_with_a_hinge_has_parity_and_comes_back(tmp_path: Path)
     x = torch.from_numpy((0.002 * np.random.default_rng(1).standard_normal((1, 720 + 6 * 3200))).astype(np.float32))
     with torch.no_grad():
         assert torch.allclose(chunked_forward(back, x), chunked_forward(model, x), atol=1e-4)
+
+
+def _level_manifest(tmp_path: Path, n: int = 15) -> Path:
+    """Noise clips at levels -66..-6 dBFS with LOUD labels that fall below -35 dBFS."""
+    import soundfile as sf
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    rows = ["db,con,filepath_deg,filename_deg,source,mos,noi,col,dis,loud,split,condition"]
+    for i, level in enumerate(np.linspace(-66.0, -6.0, n)):
+        rng = np.random.default_rng(i)
+        sf.write(clips / f"c{i}.wav", (rng.standard_normal(SR) * 10 ** (level / 20)).astype(np.float32), SR)
+        loud = 4.0 - 0.1 * max(0.0, -35.0 - level)
+        rows.append(f"sim,0,clips/c{i}.wav,c{i}.wav,s,3,3,3,3,{loud:.3f},{'val' if i % 3 == 0 else 'train'},x")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return manifest
+
+
+def test_cli_fit_then_copy_from_write_only_the_hinge_and_refuse_by_name(tmp_path: Path) -> None:
+    from livesqa.errors import ConfigError
+    from train.checkpoint import load_model, save_checkpoint
+
+    base = tiny_model(seed=3)
+    src = save_checkpoint(tmp_path / "src.pt", base, base.cfg, stage="quality")
+    manifest = _level_manifest(tmp_path)
+    fitted = tmp_path / "fitted.pt"
+    assert level_hinge.main(["--checkpoint", str(src), "--manifest", str(manifest), "--epochs", "20",
+                             "--outputs", "loud", "--out", str(fitted)]) == 0
+    model, cfg, ckpt = load_model(fitted)
+    assert cfg.head.level_hinge
+    assert (cfg.head.hinge_quiet_db, cfg.head.hinge_hot_db) in itertools.product(level_hinge.QUIET_GRID_DB,
+                                                                                  level_hinge.HOT_GRID_DB)
+    w = model.quality_head.hinge.weight.detach()
+    assert torch.all(w[:, :4] == 0.0) and torch.any(w[:, 4] != 0.0)
+    old = base.state_dict()
+    assert all(torch.equal(v, old[k]) for k, v in model.state_dict().items() if k != "quality_head.hinge.weight")
+    assert ckpt["extra"]["level_hinge"]["outputs"] == ["loud"]
+
+    other = tiny_model(seed=4)
+    dst = save_checkpoint(tmp_path / "dst.pt", other, other.cfg, stage="quality")
+    copied = tmp_path / "copied.pt"
+    assert level_hinge.main(["--checkpoint", str(dst), "--copy-from", str(fitted), "--out", str(copied)]) == 0
+    model2, cfg2, ckpt2 = load_model(copied)
+    assert (cfg2.head.hinge_quiet_db, cfg2.head.hinge_hot_db) == (cfg.head.hinge_quiet_db, cfg.head.hinge_hot_db)
+    assert torch.equal(model2.quality_head.hinge.weight, model.quality_head.hinge.weight)
+    old2 = other.state_dict()
+    assert all(torch.equal(v, old2[k]) for k, v in model2.state_dict().items() if k != "quality_head.hinge.weight")
+    assert ckpt2["extra"]["level_hinge"]["copied_from"] == str(fitted)
+
+    with pytest.raises(ConfigError, match="has no level hinge"):
+        level_hinge.main(["--checkpoint", str(dst), "--copy-from", str(src), "--out", str(tmp_path / "x.pt")])
+    with pytest.raises(ConfigError, match="already has a level hinge"):
+        level_hinge.main(["--checkpoint", str(fitted), "--manifest", str(manifest), "--out", str(tmp_path / "x.pt")])
+    with pytest.raises(ConfigError, match="--outputs"):
+        level_hinge.main(["--checkpoint", str(src), "--manifest", str(manifest), "--outputs", "pitch",
+                          "--out", str(tmp_path / "x.pt")])
+    assert not (tmp_path / "x.pt").exists()

@@ -12,8 +12,8 @@ import torch
 from livesqa.errors import ConfigError
 from train import mos_level
 from train.checkpoint import load_model, save_checkpoint
-from train.heads import LEVEL_SCALE
 from train.config import EncoderConfig, HeadConfig, ModelConfig
+from train.heads import LEVEL_SCALE
 from train.model import QualityModel
 
 MOS = mos_level.MOS
@@ -103,3 +103,39 @@ def test_cli_writes_a_checkpoint_and_refuses_bad_inputs_by_name(tmp_path: Path) 
         mos_level.main(["--checkpoint", str(src), "--manifest", str(tmp_path / "none.csv"), "--out", str(out)])
     with pytest.raises(ConfigError, match="checkpoint not found"):
         mos_level.main(["--checkpoint", str(tmp_path / "none.pt"), "--manifest", str(manifest), "--out", str(out)])
+
+
+def test_own_mos_is_the_models_score_from_its_logits() -> None:
+    logits = np.zeros((2, 5))
+    logits[:, MOS] = [0.0, np.log(3.0)]
+    np.testing.assert_allclose(mos_level.own_mos(logits, 1.0, 5.0), [3.0, 4.0])
+
+
+def test_cli_target_self_fits_the_models_own_scores_not_the_labels(tmp_path: Path) -> None:
+    """With ``--target self`` the labels cannot matter: two manifests that differ only in MOS
+    labels give the same fit, and the input model's own val MSE against its target is 0."""
+    cfg = tiny()
+    src = save_checkpoint(tmp_path / "src.pt", trained_like(cfg), cfg, stage="quality")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    rng = np.random.default_rng(2)
+    header = "db,con,filepath_deg,filename_deg,source,mos,noi,col,dis,loud,split,condition"
+    rows_a, rows_b = [header], [header]
+    for i in range(12):
+        gain = 10 ** (rng.uniform(-50, -5) / 20)
+        sf.write(clips / f"c{i}.wav", (rng.standard_normal(16000) * gain).astype(np.float32), 16000)
+        split = "val" if i % 3 == 0 else "train"
+        rows_a.append(f"sim,0,clips/c{i}.wav,c{i}.wav,s,1.5,3,3,3,3,{split},x")
+        rows_b.append(f"sim,0,clips/c{i}.wav,c{i}.wav,s,4.5,3,3,3,3,{split},x")
+    fits = []
+    for name, rows in (("a", rows_a), ("b", rows_b)):
+        manifest = tmp_path / f"manifest-{name}.csv"
+        manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        out = tmp_path / f"out-{name}.pt"
+        assert mos_level.main(["--checkpoint", str(src), "--manifest", str(manifest), "--epochs", "30",
+                               "--no-level", "--target", "self", "--out", str(out)]) == 0
+        fits.append(load_model(out)[2]["extra"]["mos_level"])
+    assert fits[0]["target"] == "self" and fits[0]["val_mse_before"] == 0.0
+    for key in ("a", "w", "c", "val_mse"):
+        assert fits[0][key] == pytest.approx(fits[1][key], abs=1e-9)
+    assert fits[0]["w"] == 0.0
