@@ -3,11 +3,13 @@
 # Needs runs/v060-hinge-loud (bash train/build_level_hinge_v13.sh), cache/win11/manifest-w23.csv
 # (bash train/build_realcall_v11.sh data manifest train), cache/realchain labelled (results/v11/README.md)
 # and cache/levelsweep-fresh labelled (train/build_level_hinge_v13.sh loud).
-# Usage: bash train/build_mos_self_v14.sh [fit|eval|rule|all] [CONFIG]
+# Usage: bash train/build_mos_self_v14.sh [fit|eval|rule|webrtc|all] [CONFIG]
 #   fit  : the two declared candidates (python -m train mos-level --target self), about 5 min
 #   eval : the four human-rated views, paired bootstrap, label-free agreement, the VoIP probe,
 #          the fresh level sweep, sanity (about 25 min on 2 cores)
 #   rule : results/v14/selection.md (apply_rule.py)
+#   webrtc: the real-chain set's two WebRTC chains (cache/realchain-webrtc: 80 clips, both teachers)
+#          and the label-free agreement on them (results/v14/realchain-webrtc/), about 3 min
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CFG=${2:-configs/train/small.toml}
@@ -47,8 +49,17 @@ rule() {
   python $D/apply_rule.py > $D/selection.md
   grep '^winner:' $D/selection.md
 }
+webrtc() {
+  python -m train realchain --chains webrtc-ns,webrtc-agc --out-dir cache/realchain-webrtc
+  python -m train label --config "$CFG" --manifest cache/realchain-webrtc/manifest.csv --teachers nisqa,distillmos \
+    --mos-combination mean --no-dnsmos
+  [ -f cache/old/livesqa-small-0.4.0.onnx ] || { mkdir -p cache/old; git show 5481ab3:exported/livesqa-small.onnx > cache/old/livesqa-small-0.4.0.onnx; }
+  python -m train agreement --model $INC --model cache/old/livesqa-small-0.4.0.onnx --model runs/ft-v11-crops/best.pt \
+    --model runs/v062-self-nolvl/best.pt --model exported/livesqa-small-stream.onnx \
+    --realchain cache/realchain-webrtc/manifest.csv --out-dir $D/realchain-webrtc
+}
 case "${1:-all}" in
-  fit) fit ;; eval) evaluate ;; rule) rule ;;
-  all) fit; evaluate; rule ;;
-  *) echo "usage: $0 [fit|eval|rule|all] [CONFIG]" >&2; exit 2 ;;
+  fit) fit ;; eval) evaluate ;; rule) rule ;; webrtc) webrtc ;;
+  all) fit; evaluate; rule; webrtc ;;
+  *) echo "usage: $0 [fit|eval|rule|webrtc|all] [CONFIG]" >&2; exit 2 ;;
 esac

@@ -12,7 +12,14 @@ trained on, on test-split talkers and noise only:
   uses its own spectral subtraction);
 - ``alimiter``: a hot input through ffmpeg's look-ahead limiter (training uses its own);
 - ``hot-amrwb``: a hot input saturating the 16-bit input of a real AMR-WB encoder;
-- ``clean``: the same talkers unprocessed (the top of the scale).
+- ``clean``: the same talkers unprocessed (the top of the scale);
+- ``webrtc-ns`` (opt-in, ``--chains``): noisy speech through WebRTC's own noise suppressor, levels
+  1-4 (the audio processing module that WebRTC calls run; ``webrtc-noise-gain``'s build of it);
+- ``webrtc-agc`` (opt-in): a quiet talker in noise through WebRTC's adaptive digital gain control,
+  which lifts speech and the noise in its pauses over the seconds it adapts.
+
+The two WebRTC chains are a separate set (``--chains webrtc-ns,webrtc-agc --out-dir ...``) so the
+default set, and every number measured on it, stays as it was.
 
 Clips are 4 s, written with a corpus manifest (``<out>/manifest.csv``, the simulator's
 columns) so ``python -m train label`` gives them both teachers' labels.
@@ -38,6 +45,8 @@ from train.simulate import _load, write_clip, write_manifest
 SAMPLE_RATE_HZ = 16000
 CLIP_S = 4.0
 CHAINS = ("clean", "amrwb-plc", "opus-plc", "afftdn", "alimiter", "hot-amrwb")
+WEBRTC_CHAINS = ("webrtc-ns", "webrtc-agc")
+APM_FRAME = 160  # WebRTC's audio processing takes 10 ms frames of 16 kHz 16-bit mono
 
 
 def ffmpeg_filter(x: np.ndarray, sample_rate_hz: int, filters: str) -> np.ndarray:
@@ -53,6 +62,23 @@ def ffmpeg_filter(x: np.ndarray, sample_rate_hz: int, filters: str) -> np.ndarra
     out = np.zeros(len(x), np.float32)
     out[: min(len(x), len(y))] = y[: len(x)]
     return out
+
+
+def webrtc_apm(x: np.ndarray, auto_gain_dbfs: int, noise_suppression: int) -> np.ndarray:
+    """``x`` (16 kHz) through WebRTC's audio processing module: high-pass, noise suppression
+    level 0-4 (0 = off) and adaptive digital gain to ``auto_gain_dbfs`` (0 = off). Same length:
+    a final partial 10 ms frame passes unprocessed, as the module's own tool does."""
+    try:
+        from webrtc_noise_gain import AudioProcessor
+    except ImportError as e:
+        raise ConfigError("the WebRTC chains need webrtc-noise-gain: pip install -e '.[train]'") from e
+    apm = AudioProcessor(int(auto_gain_dbfs), int(noise_suppression))
+    pcm = float32_to_pcm16(x)
+    out = pcm.copy()
+    for i in range(len(pcm) // APM_FRAME):
+        frame = slice(i * APM_FRAME, (i + 1) * APM_FRAME)
+        out[frame] = np.frombuffer(apm.Process10ms(pcm[frame].tobytes()).audio, np.int16)
+    return pcm16_to_float32(out)
 
 
 def render(chain: str, x: np.ndarray, noise: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
@@ -82,10 +108,22 @@ def render(chain: str, x: np.ndarray, noise: np.ndarray, rng: np.random.Generato
     if chain == "hot-amrwb":
         gain = float(rng.uniform(10, 26))
         return codec_roundtrip(dg.saturate(dg.gain_db(x, gain)), sr, CODECS["amr-wb"], "12.65k"), f"hot-amrwb+{gain:.0f}dB"
+    if chain == "webrtc-ns":
+        snr = float(rng.uniform(0, 15))
+        level = int(rng.integers(1, 5))
+        return webrtc_apm(dg.add_noise(x, noise, snr, sr, rng), 0, level), f"webrtc-ns@{snr:.0f}dB/L{level}"
+    if chain == "webrtc-agc":
+        # this build's gain starts at +7 dB and adapts upward only for talkers above about
+        # -44 dBFS; its target setting made no difference on test signals, so it is fixed
+        talker = float(rng.uniform(-42, -26))
+        snr = float(rng.uniform(10, 30))
+        noisy = dg.add_noise(dg.set_level(x, sr, talker), noise, snr, sr, rng)
+        return webrtc_apm(noisy, 3, 0), f"webrtc-agc@{talker:.0f}dBFS/{snr:.0f}dB"
     raise ValueError(f"unknown chain {chain!r}")
 
 
-def build(out_dir: Path, data_root: Path, per_chain: int = 40, seed: int = 7) -> Path:
+def build(out_dir: Path, data_root: Path, per_chain: int = 40, seed: int = 7,
+          chains: tuple[str, ...] = CHAINS) -> Path:
     """Write the clips and their manifest (unlabelled); reruns keep what exists."""
     from tqdm import tqdm
 
@@ -96,9 +134,10 @@ def build(out_dir: Path, data_root: Path, per_chain: int = 40, seed: int = 7) ->
     speech, noises = cat.speech["test"], cat.noise["test"]
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     rows = []
-    jobs = [(c, i) for c in CHAINS for i in range(per_chain)]
-    for k, (chain, i) in enumerate(tqdm(jobs, desc="real-chain set", unit="clip")):
-        rng = np.random.default_rng([seed, k])
+    jobs = [(c, i) for c in chains for i in range(per_chain)]
+    for chain, i in tqdm(jobs, desc="real-chain set", unit="clip"):
+        # a clip's seed is its place in every chain's list, so the default six are as before
+        rng = np.random.default_rng([seed, (CHAINS + WEBRTC_CHAINS).index(chain) * per_chain + i])
         utt = speech[int(rng.integers(len(speech)))]
         wav = _load(utt.path, SAMPLE_RATE_HZ)
         n = int(CLIP_S * SAMPLE_RATE_HZ)
@@ -113,7 +152,7 @@ def build(out_dir: Path, data_root: Path, per_chain: int = 40, seed: int = 7) ->
         rows.append({"db": "realchain", "con": chain, "filepath_deg": f"clips/{name}", "filename_deg": name,
                      "source": f"{utt.corpus}:{utt.utt_id}", "split": "test", "condition": cond,
                      "speaker": utt.speaker, "duration_s": f"{CLIP_S:.3f}",
-                     "noise_file": str(Path(noise_path).relative_to(data_root)) if chain == "afftdn" else ""})
+                     "noise_file": str(Path(noise_path).relative_to(data_root)) if chain in ("afftdn", *WEBRTC_CHAINS) else ""})
     write_manifest(manifest, rows)
     return manifest
 
@@ -122,9 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train realchain", description=__doc__.split("\n")[0])
     parser.add_argument("--out-dir", default="cache/realchain")
     parser.add_argument("--per-chain", type=int, default=40)
+    parser.add_argument("--chains", default=",".join(CHAINS),
+                        help=f"comma-separated chains (default the set's six; also {', '.join(WEBRTC_CHAINS)})")
     parser.add_argument("--data-root")
     args = parser.parse_args(argv)
-    manifest = build(Path(args.out_dir), resolve_data_root(args.data_root), args.per_chain)
+    chains = tuple(c.strip() for c in args.chains.split(",") if c.strip())
+    unknown = [c for c in chains if c not in CHAINS + WEBRTC_CHAINS]
+    if unknown or not chains:
+        raise ConfigError(f"--chains: unknown {unknown or 'empty'}; choose from {', '.join(CHAINS + WEBRTC_CHAINS)}")
+    manifest = build(Path(args.out_dir), resolve_data_root(args.data_root), args.per_chain, chains=chains)
     print(f"wrote {manifest}; label it with `python -m train label --manifest {manifest} "
           "--teachers nisqa,distillmos --mos-combination mean`")
     return 0
