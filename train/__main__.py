@@ -29,6 +29,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "grow": ("train.grow", "grow a trained student deeper (copies of its blocks): a larger student's warm start"),
     "level-head": ("train.level_head", "teach a trained student loudness: a small level MLP, all else frozen"),
     "level-hinge": ("train.level_hinge", "teach a trained student what level does: hinge terms below quiet / above hot, all else kept"),
+    "self-label": ("train.self_label", "label a corpus with a model's own scores (a replay anchor for fine-tunes)"),
     "mos-level": ("train.mos_level", "re-fit the MOS output's level term to broadband level, all else frozen"),
     "lofo": ("train.lofo", "leave-one-family-out fine-tunes: which impairment families transfer"),
     "agreement": ("train.agreement", "label-free teacher-student agreement on real-chain, real and simulated audio"),

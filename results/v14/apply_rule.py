@@ -1,6 +1,7 @@
 """Apply session 17's rule (results/v14/SELECTION.md) to the v14 evaluation; every row is printed.
 
-    python results/v14/apply_rule.py > results/v14/selection.md
+    python results/v14/apply_rule.py > results/v14/selection.md                      # SELECTION.md
+    python results/v14/apply_rule.py --rule lwf > results/v14/lwf/selection.md       # SELECTION-lwf.md
 
 (a) mean MOS PCC over the four human-rated views at least 0.005 above 0.6.2's; then, best mean
 first, (b) no view below 0.6.2 by a margin the paired bootstrap resolves, (c) the label-free guards
@@ -26,7 +27,14 @@ HUMAN_VIEWS, read_mos_pcc, table = v12.HUMAN_VIEWS, v12.read_mos_pcc, v12.table
 INCUMBENT = "v060-hinge-loud"
 INCUMBENT_PATH = "runs/v060-hinge-loud/best.pt"
 MARGIN = 0.005
-CANDIDATES = {"v062-self-nolvl": "runs/v062-self-nolvl/best.pt", "v062-self-lvl": "runs/v062-self-lvl/best.pt"}
+RULES = {  # rule -> (title, results folder, candidates)
+    "refit": ("Session 17: a level-blind MOS output on 0.6.2's own scale (SELECTION.md)", HERE,
+              {"v062-self-nolvl": "runs/v062-self-nolvl/best.pt", "v062-self-lvl": "runs/v062-self-lvl/best.pt"}),
+    "lwf": ("Session 17: crops fine-tune with a 0.6.2-labelled replay (SELECTION-lwf.md)", HERE / "lwf",
+            {"ft-v14-lwf-h": "runs/ft-v14-lwf-h/best.pt", "ft-v14-lwf-last-h": "runs/ft-v14-lwf-last-h/best.pt",
+             "ft-v14-lwf-avg-h": "runs/ft-v14-lwf-avg-h/best.pt"}),
+}
+CANDIDATES: dict[str, str] = {}
 # (view, group, metric, worst allowed change against 0.6.2)
 GUARDS = [("real-chain", "all", "pcc", -0.01), ("sim-test", "all", "pcc", -0.01), ("aec-real", "all", "rmse", 0.02)]
 PROBE_LIMIT = -0.01
@@ -39,12 +47,12 @@ def role_of(m: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dir", type=Path, default=HERE)
+    p.add_argument("--rule", choices=sorted(RULES), default="refit")
     args = p.parse_args()
-    d = args.dir
+    title, d, candidates = RULES[args.rule]
+    CANDIDATES.update(candidates)
     pcc, models = read_mos_pcc([str(d / "eval" / "eval.csv")])
-    print("# Session 17: a level-blind MOS output on 0.6.2's own scale. Mean MOS PCC over the four "
-          "human-rated views\n")
+    print(f"# {title}. Mean MOS PCC over the four human-rated views\n")
     means = table(pcc, models, role_of)
     boot = json.loads((d / "bootstrap.json").read_text(encoding="utf-8"))
     agree = v12.agreement(d / "agreement" / "agreement.csv")
@@ -58,7 +66,7 @@ def main() -> None:
     inc = [agree[(INCUMBENT, v, grp, k)] for v, grp, k, _ in GUARDS]
     print(f"| {INCUMBENT} (incumbent, 0.6.2) | | | {inc[0]:.3f} | {inc[1]:.3f} | {inc[2]:.3f} | "
           f"{probe[INCUMBENT]:.3f} | {sweep_rmse[INCUMBENT]:.3f} | | "
-          f"{'yes' if v12.sanity_passed(d.parent / 'v13' / 'loud', INCUMBENT) else 'see results/sanity'} | |")
+          f"{'yes' if v12.sanity_passed(HERE.parent / 'v13' / 'loud', INCUMBENT) else 'see results/sanity'} | |")
     winner = None
     for m in sorted(CANDIDATES, key=lambda k: -means.get(k, -1)):
         a = means[m] - means[INCUMBENT] >= MARGIN

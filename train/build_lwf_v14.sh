@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Session 17, second rule: crops fine-tune with a 0.6.2-labelled simulator replay (issue #13;
+# results/v14/SELECTION-lwf.md). Needs runs/v060 (onnx-import of 0.6.0), runs/v060-hinge-loud,
+# cache/win11/manifest-w23.csv, cache/realchain(-webrtc) and cache/levelsweep-fresh labelled
+# (see train/build_mos_self_v14.sh).
+# Usage: bash train/build_lwf_v14.sh [data|train|eval|rule|all] [CONFIG]
+#   data : 4,000 simulated 4 s clips (v2 families, MNRU included), labelled by 0.6.2; the mixed manifest
+#   train: ft-v14-lwf (session 14's recipe, 1,500 steps), its snapshot mean, 0.6.2's LOUD hinge copied on
+#   eval : the four human-rated views, paired bootstrap, label-free agreement, probe, fresh sweep, sanity
+#   rule : results/v14/lwf/selection.md
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CFG=${2:-configs/train/small.toml}
+R=cache/replay14
+MIX=$R/manifest-lwf.csv
+INC=runs/v060-hinge-loud/best.pt
+NAMES="ft-v14-lwf-h ft-v14-lwf-last-h ft-v14-lwf-avg-h"
+PATHS="runs/ft-v14-lwf-h/best.pt runs/ft-v14-lwf-last-h/best.pt runs/ft-v14-lwf-avg-h/best.pt"
+D=results/v14/lwf
+mkdir -p logs $D
+
+data() {
+  python -m train simulate --out-dir $R --n-clips 4000 --seed 1712 --workers 2 \
+    --set simulate.min_clip_s=4.0 --set simulate.max_clip_s=4.0 --set simulate.signal_from_clip=0
+  python -m train self-label --manifest $R/manifest.csv --model exported/livesqa-small.onnx --out $R/manifest-self.csv
+  python - <<'PY'
+import csv
+crops = list(csv.DictReader(open("cache/win11/manifest-w23.csv", newline="", encoding="utf-8")))
+replay = list(csv.DictReader(open("cache/replay14/manifest-self.csv", newline="", encoding="utf-8")))
+keep = [r for r in crops if r["split"] in ("train", "val")]
+for r in keep:  # crop paths relative to cache/replay14/
+    r["filepath_deg"] = "../win11/" + r["filepath_deg"]
+cols = list(dict.fromkeys(list(crops[0]) + list(replay[0])))
+with open("cache/replay14/manifest-lwf.csv", "w", newline="", encoding="utf-8") as f:
+    w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(keep + replay)
+n = {(k, s): sum(r["split"] == s for r in rows) for k, rows in (("crops", keep), ("replay", replay)) for s in ("train", "val")}
+print(f"cache/replay14/manifest-lwf.csv: {n}")
+PY
+}
+train() {
+  python -m train finetune --config "$CFG" --set finetune.run=ft-v14-lwf \
+    --set finetune.manifest=$MIX --set finetune.init=checkpoint \
+    --set finetune.init_checkpoint=runs/v060/best.pt --set finetune.schedule=cosine \
+    --set finetune.total_steps=1500 --set finetune.max_steps=1500 --set finetune.lr=2.5e-4 \
+    --set finetune.encoder_lr=1e-4 --set finetune.crop_s=0 --set finetune.max_minutes=120 \
+    --set finetune.val_minutes=6 --set finetune.val_max_clips=400 --set finetune.snapshots=true \
+    >> logs/ft-v14-lwf.log 2>&1
+  python -m train average --run runs/ft-v14-lwf --last 4 --out runs/ft-v14-lwf-avg/best.pt
+  for pair in ft-v14-lwf/best.pt:ft-v14-lwf-h ft-v14-lwf/last.pt:ft-v14-lwf-last-h ft-v14-lwf-avg/best.pt:ft-v14-lwf-avg-h; do
+    python -m train level-hinge --checkpoint "runs/${pair%%:*}" --copy-from $INC --out "runs/${pair##*:}/best.pt"
+  done
+}
+evaluate() {
+  local models='"'$INC'"'; for p in $PATHS; do models="$models,\"$p\""; done
+  python -m train evaluate --config "$CFG" --set "evaluate.models=[$models]" \
+    --set 'evaluate.datasets=["p835-wb","p835-fb","p835-nb","vmos24-t3"]' --set evaluate.out_dir=$D/eval
+  python results/eval/paired_bootstrap.py --reference v060-hinge-loud $INC $PATHS --json $D/bootstrap.json > $D/bootstrap.md
+  python -m train agreement --model $INC $(for p in $PATHS; do echo --model $p; done) \
+    --corpus cache/win11/manifest-w23.csv --realchain cache/realchain/manifest.csv --sim-max 878 --out-dir $D/agreement
+  python -m train agreement --model $INC $(for p in $PATHS; do echo --model $p; done) \
+    --realchain cache/realchain-webrtc/manifest.csv --out-dir $D/realchain-webrtc
+  python results/v13/level_agreement.py $INC $PATHS --manifest cache/levelsweep-fresh/manifest.csv \
+    --json $D/level-agreement-fresh.json > $D/level-agreement-fresh.md
+  python results/v12/voip_symptom_probe.py --per-cell 6 --no-distillmos --out-dir cache/v14probe-lwf \
+    $INC $PATHS > $D/probe.md
+  cp cache/v14probe-lwf/scores.csv $D/probe-scores.csv
+  local n=($NAMES) c=($PATHS)
+  for i in "${!n[@]}"; do
+    python -m train sanity --config "$CFG" --model "${c[$i]}" --strict --teacher-reference \
+      --set sanity.out_dir="$D/sanity-${n[$i]}" > "$D/sanity-${n[$i]}.txt" || true
+  done
+}
+rule() {
+  python results/v14/apply_rule.py --rule lwf > $D/selection.md
+  grep '^winner:' $D/selection.md
+}
+case "${1:-all}" in
+  data) data ;; train) train ;; eval) evaluate ;; rule) rule ;;
+  all) data; train; evaluate; rule ;;
+  *) echo "usage: $0 [data|train|eval|rule|all] [CONFIG]" >&2; exit 2 ;;
+esac
