@@ -3,21 +3,25 @@
 # results/v14/SELECTION-lwf.md). Needs runs/v060 (onnx-import of 0.6.0), runs/v060-hinge-loud,
 # cache/win11/manifest-w23.csv, cache/realchain(-webrtc) and cache/levelsweep-fresh labelled
 # (see train/build_mos_self_v14.sh).
-# Usage: bash train/build_lwf_v14.sh [data|train|eval|rule|all] [CONFIG]
+# Usage: bash train/build_lwf_v14.sh [data|train|eval|rule|all|tdata|ttrain|teval|trule|tall] [CONFIG]
 #   data : 4,000 simulated 4 s clips (v2 families, MNRU included), labelled by 0.6.2; the mixed manifest
 #   train: ft-v14-lwf (session 14's recipe, 1,500 steps), its snapshot mean, 0.6.2's LOUD hinge copied on
 #   eval : the four human-rated views, paired bootstrap, label-free agreement, probe, fresh sweep, sanity
 #   rule : results/v14/lwf/selection.md
+#   t*   : the third rule (SELECTION-tlwf.md): the same replay labelled by both teachers (about 25 min
+#          on 2 cores), ft-v14-tlwf, results/v14/tlwf/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CFG=${2:-configs/train/small.toml}
 R=cache/replay14
-MIX=$R/manifest-lwf.csv
 INC=runs/v060-hinge-loud/best.pt
-NAMES="ft-v14-lwf-h ft-v14-lwf-last-h ft-v14-lwf-avg-h"
-PATHS="runs/ft-v14-lwf-h/best.pt runs/ft-v14-lwf-last-h/best.pt runs/ft-v14-lwf-avg-h/best.pt"
-D=results/v14/lwf
-mkdir -p logs $D
+variant() {  # $1 = lwf | tlwf: the run, its candidates, the mixed manifest and the results folder
+  RUN=ft-v14-$1; MIX=$R/manifest-$1.csv; D=results/v14/$1; RULE=$1
+  NAMES="$RUN-h $RUN-last-h $RUN-avg-h"
+  PATHS="runs/$RUN-h/best.pt runs/$RUN-last-h/best.pt runs/$RUN-avg-h/best.pt"
+  mkdir -p logs $D
+}
+variant lwf
 
 data() {
   python -m train simulate --out-dir $R --n-clips 4000 --seed 1712 --workers 2 \
@@ -40,15 +44,15 @@ print(f"cache/replay14/manifest-lwf.csv: {n}")
 PY
 }
 train() {
-  python -m train finetune --config "$CFG" --set finetune.run=ft-v14-lwf \
+  python -m train finetune --config "$CFG" --set finetune.run=$RUN \
     --set finetune.manifest=$MIX --set finetune.init=checkpoint \
     --set finetune.init_checkpoint=runs/v060/best.pt --set finetune.schedule=cosine \
     --set finetune.total_steps=1500 --set finetune.max_steps=1500 --set finetune.lr=2.5e-4 \
     --set finetune.encoder_lr=1e-4 --set finetune.crop_s=0 --set finetune.max_minutes=120 \
     --set finetune.val_minutes=6 --set finetune.val_max_clips=400 --set finetune.snapshots=true \
-    >> logs/ft-v14-lwf.log 2>&1
-  python -m train average --run runs/ft-v14-lwf --last 4 --out runs/ft-v14-lwf-avg/best.pt
-  for pair in ft-v14-lwf/best.pt:ft-v14-lwf-h ft-v14-lwf/last.pt:ft-v14-lwf-last-h ft-v14-lwf-avg/best.pt:ft-v14-lwf-avg-h; do
+    >> logs/$RUN.log 2>&1
+  python -m train average --run runs/$RUN --last 4 --out runs/$RUN-avg/best.pt
+  for pair in $RUN/best.pt:$RUN-h $RUN/last.pt:$RUN-last-h $RUN-avg/best.pt:$RUN-avg-h; do
     python -m train level-hinge --checkpoint "runs/${pair%%:*}" --copy-from $INC --out "runs/${pair##*:}/best.pt"
   done
 }
@@ -63,9 +67,9 @@ evaluate() {
     --realchain cache/realchain-webrtc/manifest.csv --out-dir $D/realchain-webrtc
   python results/v13/level_agreement.py $INC $PATHS --manifest cache/levelsweep-fresh/manifest.csv \
     --json $D/level-agreement-fresh.json > $D/level-agreement-fresh.md
-  python results/v12/voip_symptom_probe.py --per-cell 6 --no-distillmos --out-dir cache/v14probe-lwf \
+  python results/v12/voip_symptom_probe.py --per-cell 6 --no-distillmos --out-dir cache/v14probe-$RULE \
     $INC $PATHS > $D/probe.md
-  cp cache/v14probe-lwf/scores.csv $D/probe-scores.csv
+  cp cache/v14probe-$RULE/scores.csv $D/probe-scores.csv
   local n=($NAMES) c=($PATHS)
   for i in "${!n[@]}"; do
     python -m train sanity --config "$CFG" --model "${c[$i]}" --strict --teacher-reference \
@@ -73,11 +77,42 @@ evaluate() {
   done
 }
 rule() {
-  python results/v14/apply_rule.py --rule lwf > $D/selection.md
+  python results/v14/apply_rule.py --rule $RULE > $D/selection.md
   grep '^winner:' $D/selection.md
+}
+tdata() {  # the same replay clips, labelled by both teachers; MOS = 2/3 NISQA + 1/3 DistillMOS as the crops
+  local pids=()
+  for T in nisqa distillmos:0/2 distillmos:1/2; do
+    SHARD=${T#*:}; [ "$SHARD" = "$T" ] && SHARD=0/1
+    python -m train label --config "$CFG" --manifest $R/manifest.csv --teachers ${T%%:*} --no-dnsmos \
+      --mos-combination mean --shard $SHARD > "logs/label-replay14-${T/\//of}.log" 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  python - <<'PY'
+import csv
+crops = list(csv.DictReader(open("cache/win11/manifest-w23.csv", newline="", encoding="utf-8")))
+replay = [r for r in csv.DictReader(open("cache/replay14/manifest.csv", newline="", encoding="utf-8"))
+          if r["split"] in ("train", "val")]
+missing = [r["filename_deg"] for r in replay if not (r["nisqa_mos"] and r["distillmos_mos"])]
+assert not missing, f"{len(missing)} replay clips lack a teacher label, e.g. {missing[:3]}"
+for r in replay:
+    r["mos"] = f"{2 / 3 * float(r['nisqa_mos']) + 1 / 3 * float(r['distillmos_mos']):.6f}"
+keep = [r for r in crops if r["split"] in ("train", "val")]
+for r in keep:
+    r["filepath_deg"] = "../win11/" + r["filepath_deg"]
+cols = list(dict.fromkeys(list(crops[0]) + list(replay[0])))
+with open("cache/replay14/manifest-tlwf.csv", "w", newline="", encoding="utf-8") as f:
+    w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(keep + replay)
+print(f"cache/replay14/manifest-tlwf.csv: {len(keep)} crops + {len(replay)} replay rows (train and val)")
+PY
 }
 case "${1:-all}" in
   data) data ;; train) train ;; eval) evaluate ;; rule) rule ;;
   all) data; train; evaluate; rule ;;
-  *) echo "usage: $0 [data|train|eval|rule|all] [CONFIG]" >&2; exit 2 ;;
+  tdata) variant tlwf; tdata ;; ttrain) variant tlwf; train ;; teval) variant tlwf; evaluate ;; trule) variant tlwf; rule ;;
+  tall) variant tlwf; tdata; train; evaluate; rule ;;
+  *) echo "usage: $0 [data|train|eval|rule|all|tdata|ttrain|teval|trule|tall] [CONFIG]" >&2; exit 2 ;;
 esac

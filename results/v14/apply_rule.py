@@ -2,6 +2,7 @@
 
     python results/v14/apply_rule.py > results/v14/selection.md                      # SELECTION.md
     python results/v14/apply_rule.py --rule lwf > results/v14/lwf/selection.md       # SELECTION-lwf.md
+    python results/v14/apply_rule.py --rule tlwf > results/v14/tlwf/selection.md     # SELECTION-tlwf.md
 
 (a) mean MOS PCC over the four human-rated views at least 0.005 above 0.6.2's; then, best mean
 first, (b) no view below 0.6.2 by a margin the paired bootstrap resolves, (c) the label-free guards
@@ -33,6 +34,9 @@ RULES = {  # rule -> (title, results folder, candidates)
     "lwf": ("Session 17: crops fine-tune with a 0.6.2-labelled replay (SELECTION-lwf.md)", HERE / "lwf",
             {"ft-v14-lwf-h": "runs/ft-v14-lwf-h/best.pt", "ft-v14-lwf-last-h": "runs/ft-v14-lwf-last-h/best.pt",
              "ft-v14-lwf-avg-h": "runs/ft-v14-lwf-avg-h/best.pt"}),
+    "tlwf": ("Session 17: the same replay labelled by the teachers (SELECTION-tlwf.md)", HERE / "tlwf",
+             {"ft-v14-tlwf-h": "runs/ft-v14-tlwf-h/best.pt", "ft-v14-tlwf-last-h": "runs/ft-v14-tlwf-last-h/best.pt",
+              "ft-v14-tlwf-avg-h": "runs/ft-v14-tlwf-avg-h/best.pt"}),
 }
 CANDIDATES: dict[str, str] = {}
 # (view, group, metric, worst allowed change against 0.6.2)
