@@ -3,20 +3,22 @@
 # results/v14/SELECTION-lwf.md). Needs runs/v060 (onnx-import of 0.6.0), runs/v060-hinge-loud,
 # cache/win11/manifest-w23.csv, cache/realchain(-webrtc) and cache/levelsweep-fresh labelled
 # (see train/build_mos_self_v14.sh).
-# Usage: bash train/build_lwf_v14.sh [data|train|eval|rule|all|tdata|ttrain|teval|trule|tall] [CONFIG]
+# Usage: bash train/build_lwf_v14.sh [data|train|eval|rule|all|tdata|ttrain|teval|trule|tall|slow] [CONFIG]
 #   data : 4,000 simulated 4 s clips (v2 families, MNRU included), labelled by 0.6.2; the mixed manifest
 #   train: ft-v14-lwf (session 14's recipe, 1,500 steps), its snapshot mean, 0.6.2's LOUD hinge copied on
 #   eval : the four human-rated views, paired bootstrap, label-free agreement, probe, fresh sweep, sanity
 #   rule : results/v14/lwf/selection.md
 #   t*   : the third rule (SELECTION-tlwf.md): the same replay labelled by both teachers (about 25 min
 #          on 2 cores), ft-v14-tlwf, results/v14/tlwf/
+#   slow : the fourth rule (SELECTION-slow.md): ft-v14-slow on the tlwf mix at lr / 5; train, eval, rule
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CFG=${2:-configs/train/small.toml}
 R=cache/replay14
 INC=runs/v060-hinge-loud/best.pt
-variant() {  # $1 = lwf | tlwf: the run, its candidates, the mixed manifest and the results folder
-  RUN=ft-v14-$1; MIX=$R/manifest-$1.csv; D=results/v14/$1; RULE=$1
+variant() {  # $1 = lwf | tlwf | slow: the run, its candidates, the mixed manifest, the results folder
+  RUN=ft-v14-$1; MIX=$R/manifest-$1.csv; D=results/v14/$1; RULE=$1; LR=2.5e-4; ENC_LR=1e-4
+  if [ "$1" = slow ]; then MIX=$R/manifest-tlwf.csv; LR=5e-5; ENC_LR=2e-5; fi
   NAMES="$RUN-h $RUN-last-h $RUN-avg-h"
   PATHS="runs/$RUN-h/best.pt runs/$RUN-last-h/best.pt runs/$RUN-avg-h/best.pt"
   mkdir -p logs $D
@@ -47,8 +49,8 @@ train() {
   python -m train finetune --config "$CFG" --set finetune.run=$RUN \
     --set finetune.manifest=$MIX --set finetune.init=checkpoint \
     --set finetune.init_checkpoint=runs/v060/best.pt --set finetune.schedule=cosine \
-    --set finetune.total_steps=1500 --set finetune.max_steps=1500 --set finetune.lr=2.5e-4 \
-    --set finetune.encoder_lr=1e-4 --set finetune.crop_s=0 --set finetune.max_minutes=120 \
+    --set finetune.total_steps=1500 --set finetune.max_steps=1500 --set finetune.lr=$LR \
+    --set finetune.encoder_lr=$ENC_LR --set finetune.crop_s=0 --set finetune.max_minutes=120 \
     --set finetune.val_minutes=6 --set finetune.val_max_clips=400 --set finetune.snapshots=true \
     >> logs/$RUN.log 2>&1
   python -m train average --run runs/$RUN --last 4 --out runs/$RUN-avg/best.pt
@@ -114,5 +116,6 @@ case "${1:-all}" in
   all) data; train; evaluate; rule ;;
   tdata) variant tlwf; tdata ;; ttrain) variant tlwf; train ;; teval) variant tlwf; evaluate ;; trule) variant tlwf; rule ;;
   tall) variant tlwf; tdata; train; evaluate; rule ;;
-  *) echo "usage: $0 [data|train|eval|rule|all|tdata|ttrain|teval|trule|tall] [CONFIG]" >&2; exit 2 ;;
+  slow) variant slow; train; evaluate; rule ;;
+  *) echo "usage: $0 [data|train|eval|rule|all|tdata|ttrain|teval|trule|tall|slow] [CONFIG]" >&2; exit 2 ;;
 esac

@@ -3,6 +3,7 @@
     python results/v14/apply_rule.py > results/v14/selection.md                      # SELECTION.md
     python results/v14/apply_rule.py --rule lwf > results/v14/lwf/selection.md       # SELECTION-lwf.md
     python results/v14/apply_rule.py --rule tlwf > results/v14/tlwf/selection.md     # SELECTION-tlwf.md
+    python results/v14/apply_rule.py --rule slow > results/v14/slow/selection.md     # SELECTION-slow.md
 
 (a) mean MOS PCC over the four human-rated views at least 0.005 above 0.6.2's; then, best mean
 first, (b) no view below 0.6.2 by a margin the paired bootstrap resolves, (c) the label-free guards
@@ -37,6 +38,9 @@ RULES = {  # rule -> (title, results folder, candidates)
     "tlwf": ("Session 17: the same replay labelled by the teachers (SELECTION-tlwf.md)", HERE / "tlwf",
              {"ft-v14-tlwf-h": "runs/ft-v14-tlwf-h/best.pt", "ft-v14-tlwf-last-h": "runs/ft-v14-tlwf-last-h/best.pt",
               "ft-v14-tlwf-avg-h": "runs/ft-v14-tlwf-avg-h/best.pt"}),
+    "slow": ("Session 17: the third rule's fine-tune at lr / 5 (SELECTION-slow.md)", HERE / "slow",
+             {"ft-v14-slow-h": "runs/ft-v14-slow-h/best.pt", "ft-v14-slow-last-h": "runs/ft-v14-slow-last-h/best.pt",
+              "ft-v14-slow-avg-h": "runs/ft-v14-slow-avg-h/best.pt"}),
 }
 CANDIDATES: dict[str, str] = {}
 # (view, group, metric, worst allowed change against 0.6.2)
