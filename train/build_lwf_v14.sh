@@ -3,7 +3,7 @@
 # results/v14/SELECTION-lwf.md). Needs runs/v060 (onnx-import of 0.6.0), runs/v060-hinge-loud,
 # cache/win11/manifest-w23.csv, cache/realchain(-webrtc) and cache/levelsweep-fresh labelled
 # (see train/build_mos_self_v14.sh).
-# Usage: bash train/build_lwf_v14.sh [data|train|eval|rule|all|tdata|ttrain|teval|trule|tall|slow] [CONFIG]
+# Usage: bash train/build_lwf_v14.sh [data|train|eval|rule|all|tdata|ttrain|teval|trule|tall|slow|ship-VARIANT] [CONFIG]
 #   data : 4,000 simulated 4 s clips (v2 families, MNRU included), labelled by 0.6.2; the mixed manifest
 #   train: ft-v14-lwf (session 14's recipe, 1,500 steps), its snapshot mean, 0.6.2's LOUD hinge copied on
 #   eval : the four human-rated views, paired bootstrap, label-free agreement, probe, fresh sweep, sanity
@@ -11,6 +11,7 @@
 #   t*   : the third rule (SELECTION-tlwf.md): the same replay labelled by both teachers (about 25 min
 #          on 2 cores), ft-v14-tlwf, results/v14/tlwf/
 #   slow : the fourth rule (SELECTION-slow.md): ft-v14-slow on the tlwf mix at lr / 5; train, eval, rule
+#   ship-lwf | ship-tlwf | ship-slow: that rule's winner (if any) as exported/livesqa-small.onnx 0.7.0
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CFG=${2:-configs/train/small.toml}
@@ -111,11 +112,34 @@ with open("cache/replay14/manifest-tlwf.csv", "w", newline="", encoding="utf-8")
 print(f"cache/replay14/manifest-tlwf.csv: {len(keep)} crops + {len(replay)} replay rows (train and val)")
 PY
 }
+ship() {  # $D/selection.md's winner as exported/livesqa-small.onnx 0.7.0, with its checks, card and sample call
+  local name; name=$(sed -n 's/^winner: \([^ ]*\)$/\1/p' $D/selection.md)
+  case "$name" in ""|none) echo "$D/selection.md names no winner: 0.6.2 stays" >&2; return 1 ;; esac
+  [ -f cache/livesqa-small-0.6.2.onnx ] || git show f6b4ed6:exported/livesqa-small.onnx > cache/livesqa-small-0.6.2.onnx
+  python -m train export --checkpoint "runs/$name/best.pt" --out exported/livesqa-small.onnx --name livesqa-small \
+    --version 0.7.0 --licence "CC BY-NC-SA 4.0 (trained on NISQA outputs)" --training-data "livesqa-small 0.6.0 (see the \
+0.6.2 card) fine-tuned 1,500 steps on cache/win11 (two crops of each of 4,536 real-call, real AEC and enhanced-speech \
+streams, teacher labels on exactly those crops) mixed with 3,639 fresh simulator clips (v2 families with MNRU); MOS = \
+2/3 NISQA v2 + 1/3 DistillMOS (replay: $([ "$RULE" = lwf ] && echo "0.6.2's own scores" || echo "the same teachers")), \
+NOI/COL/DIS/LOUD = NISQA v2; 0.6.2's LOUD level hinge copied (results/v14/SELECTION-$RULE.md)"
+  python -m train sanity --config "$CFG" --model exported/livesqa-small.onnx --teacher-reference --strict
+  local S=$D/ship; mkdir -p $S/sanity $S/bench
+  cp results/sanity/sanity.md results/sanity/sanity.json $S/sanity/
+  cp -r $D/eval $S/
+  python -m train agreement --model cache/livesqa-small-0.6.2.onnx --model exported/livesqa-small.onnx \
+    --corpus cache/win11/manifest-w23.csv --realchain cache/realchain/manifest.csv --sim-max 878 --out-dir $S/agreement
+  python -m train bench --models exported/livesqa-small.onnx cache/livesqa-small-0.6.2.onnx \
+    --nisqa "${LIVESQA_DATA_ROOT:-../shared/data}/weights/nisqa/nisqa.tar" > $S/bench/bench.md
+  python -m train card --model exported/livesqa-small.onnx --results $S \
+    --asr-from-card exported/livesqa-small.card.json --probing results/probing-asr-small-v2 --recipe train/build_lwf_v14.sh
+  python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
+}
 case "${1:-all}" in
   data) data ;; train) train ;; eval) evaluate ;; rule) rule ;;
   all) data; train; evaluate; rule ;;
   tdata) variant tlwf; tdata ;; ttrain) variant tlwf; train ;; teval) variant tlwf; evaluate ;; trule) variant tlwf; rule ;;
   tall) variant tlwf; tdata; train; evaluate; rule ;;
   slow) variant slow; train; evaluate; rule ;;
-  *) echo "usage: $0 [data|train|eval|rule|all|tdata|ttrain|teval|trule|tall|slow] [CONFIG]" >&2; exit 2 ;;
+  ship-lwf|ship-tlwf|ship-slow) variant "${1#ship-}"; ship ;;
+  *) echo "usage: $0 [data|train|eval|rule|all|tdata|ttrain|teval|trule|tall|slow|ship-VARIANT] [CONFIG]" >&2; exit 2 ;;
 esac
