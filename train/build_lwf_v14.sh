@@ -26,25 +26,35 @@ variant() {  # $1 = lwf | tlwf | slow: the run, its candidates, the mixed manife
 }
 variant lwf
 
-data() {
-  python -m train simulate --out-dir $R --n-clips 4000 --seed 1712 --workers 2 \
-    --set simulate.min_clip_s=4.0 --set simulate.max_clip_s=4.0 --set simulate.signal_from_clip=0
-  python -m train self-label --manifest $R/manifest.csv --model exported/livesqa-small.onnx --out $R/manifest-self.csv
-  python - <<'PY'
+mix() {  # $1 replay manifest, $2 output, $3 self|teachers: the crops' train/val rows + the replay's
+  python - "$1" "$2" "$3" <<'PY'
 import csv
+import sys
+replay_path, out, labels = sys.argv[1:]
 crops = list(csv.DictReader(open("cache/win11/manifest-w23.csv", newline="", encoding="utf-8")))
-replay = list(csv.DictReader(open("cache/replay14/manifest-self.csv", newline="", encoding="utf-8")))
+replay = [r for r in csv.DictReader(open(replay_path, newline="", encoding="utf-8")) if r["split"] in ("train", "val")]
+if labels == "teachers":  # MOS = 2/3 NISQA + 1/3 DistillMOS, as the crops' label
+    missing = [r["filename_deg"] for r in replay if not (r["nisqa_mos"] and r["distillmos_mos"])]
+    assert not missing, f"{len(missing)} replay clips lack a teacher label, e.g. {missing[:3]}"
+    for r in replay:
+        r["mos"] = f"{2 / 3 * float(r['nisqa_mos']) + 1 / 3 * float(r['distillmos_mos']):.6f}"
 keep = [r for r in crops if r["split"] in ("train", "val")]
 for r in keep:  # crop paths relative to cache/replay14/
     r["filepath_deg"] = "../win11/" + r["filepath_deg"]
 cols = list(dict.fromkeys(list(crops[0]) + list(replay[0])))
-with open("cache/replay14/manifest-lwf.csv", "w", newline="", encoding="utf-8") as f:
+with open(out, "w", newline="", encoding="utf-8") as f:
     w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
     w.writeheader()
     w.writerows(keep + replay)
 n = {(k, s): sum(r["split"] == s for r in rows) for k, rows in (("crops", keep), ("replay", replay)) for s in ("train", "val")}
-print(f"cache/replay14/manifest-lwf.csv: {n}")
+print(f"{out}: {n}")
 PY
+}
+data() {
+  python -m train simulate --out-dir $R --n-clips 4000 --seed 1712 --workers 2 \
+    --set simulate.min_clip_s=4.0 --set simulate.max_clip_s=4.0 --set simulate.signal_from_clip=0
+  python -m train self-label --manifest $R/manifest.csv --model exported/livesqa-small.onnx --out $R/manifest-self.csv
+  mix cache/replay14/manifest-self.csv cache/replay14/manifest-lwf.csv self
 }
 train() {
   python -m train finetune --config "$CFG" --set finetune.run=$RUN \
@@ -92,25 +102,7 @@ tdata() {  # the same replay clips, labelled by both teachers; MOS = 2/3 NISQA +
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done
-  python - <<'PY'
-import csv
-crops = list(csv.DictReader(open("cache/win11/manifest-w23.csv", newline="", encoding="utf-8")))
-replay = [r for r in csv.DictReader(open("cache/replay14/manifest.csv", newline="", encoding="utf-8"))
-          if r["split"] in ("train", "val")]
-missing = [r["filename_deg"] for r in replay if not (r["nisqa_mos"] and r["distillmos_mos"])]
-assert not missing, f"{len(missing)} replay clips lack a teacher label, e.g. {missing[:3]}"
-for r in replay:
-    r["mos"] = f"{2 / 3 * float(r['nisqa_mos']) + 1 / 3 * float(r['distillmos_mos']):.6f}"
-keep = [r for r in crops if r["split"] in ("train", "val")]
-for r in keep:
-    r["filepath_deg"] = "../win11/" + r["filepath_deg"]
-cols = list(dict.fromkeys(list(crops[0]) + list(replay[0])))
-with open("cache/replay14/manifest-tlwf.csv", "w", newline="", encoding="utf-8") as f:
-    w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(keep + replay)
-print(f"cache/replay14/manifest-tlwf.csv: {len(keep)} crops + {len(replay)} replay rows (train and val)")
-PY
+  mix $R/manifest.csv $R/manifest-tlwf.csv teachers
 }
 ship() {  # $D/selection.md's winner as exported/livesqa-small.onnx 0.7.0, with its checks, card and sample call
   local name; name=$(sed -n 's/^winner: \([^ ]*\)$/\1/p' $D/selection.md)

@@ -42,15 +42,10 @@ RULES = {  # rule -> (title, results folder, candidates)
              {"ft-v14-slow-h": "runs/ft-v14-slow-h/best.pt", "ft-v14-slow-last-h": "runs/ft-v14-slow-last-h/best.pt",
               "ft-v14-slow-avg-h": "runs/ft-v14-slow-avg-h/best.pt"}),
 }
-CANDIDATES: dict[str, str] = {}
 # (view, group, metric, worst allowed change against 0.6.2)
 GUARDS = [("real-chain", "all", "pcc", -0.01), ("sim-test", "all", "pcc", -0.01), ("aec-real", "all", "rmse", 0.02)]
 PROBE_LIMIT = -0.01
 SWEEP_LIMIT = 0.02
-
-
-def role_of(m: str) -> str:
-    return "incumbent (0.6.2)" if m == INCUMBENT else "candidate" if m in CANDIDATES else "peer"
 
 
 def main() -> None:
@@ -58,7 +53,10 @@ def main() -> None:
     p.add_argument("--rule", choices=sorted(RULES), default="refit")
     args = p.parse_args()
     title, d, candidates = RULES[args.rule]
-    CANDIDATES.update(candidates)
+
+    def role_of(m: str) -> str:
+        return "incumbent (0.6.2)" if m == INCUMBENT else "candidate" if m in candidates else "peer"
+
     pcc, models = read_mos_pcc([str(d / "eval" / "eval.csv")])
     print(f"# {title}. Mean MOS PCC over the four human-rated views\n")
     means = table(pcc, models, role_of)
@@ -76,7 +74,7 @@ def main() -> None:
           f"{probe[INCUMBENT]:.3f} | {sweep_rmse[INCUMBENT]:.3f} | | "
           f"{'yes' if v12.sanity_passed(HERE.parent / 'v13' / 'loud', INCUMBENT) else 'see results/sanity'} | |")
     winner = None
-    for m in sorted(CANDIDATES, key=lambda k: -means.get(k, -1)):
+    for m in sorted(candidates, key=lambda k: -means.get(k, -1)):
         a = means[m] - means[INCUMBENT] >= MARGIN
         below = [v for v in HUMAN_VIEWS if boot.get(v, {}).get(m, {}).get("diff_hi", 0.0) < 0.0]
         vals = [agree[(m, v, grp, k)] for v, grp, k, _ in GUARDS]
