@@ -17,6 +17,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "realchain": ("train.realchain", "held-out speech through real software (codec PLC, ffmpeg NS/limiter)"),
     "enhanced": ("train.enhanced", "noisy speech through real noise suppressors (RNNoise, noisereduce, ffmpeg anlmdn/afwtdn)"),
     "level-sweep": ("train.level_sweep", "talkers from whisper-quiet to a hot, clipping input (the level the students miss)"),
+    "nb-sweep": ("train.nb_sweep", "device faults (clipping, lost frames, noise) heard through a narrowband path"),
     "window-crops": ("train.window_crops", "cut streams into runtime-sized crops, so teachers label exactly what the student sees"),
     "label": ("train.teachers", "label simulated clips with the teacher models (NISQA, DNSMOS)"),
     "pretrain-asr": ("train.pretrain_asr", "CTC pretraining of the Conformer encoder"),

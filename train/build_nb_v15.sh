@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Session 18 (issue #13): repair the narrowband-path gap, everything else anchored on 0.6.0's own
+# scores (results/v15/SELECTION-nb.md). Needs runs/v060 (onnx-import of 0.6.0), runs/v060-hinge-loud,
+# cache/win11/manifest-w23.csv, cache/replay14, cache/levelsweep(-fresh), cache/realchain(-webrtc)
+# labelled (see train/build_lwf_v14.sh and train/build_level_hinge_v13.sh).
+# Usage: bash train/build_nb_v15.sh [data|anchor|train|test|eval|rule|all|ship] [CONFIG]
+#   data  : the narrowband-path set (2,200 clips), both teachers (about 25 min on 2 cores)
+#   anchor: 0.6.0's scores on the replay clips and half the crops; the mixed manifest
+#   train : ft-v15-nb (1,000 steps), its snapshot mean, the LOUD hinge re-fitted on both
+#   test  : the fresh test set (300 clips, test talkers), both teachers
+#   eval  : human-rated views, paired bootstrap, label-free guards, the fresh set, sanity
+#   rule  : results/v15/nb/selection.md;  ship: its winner (if any) as 0.7.0
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CFG=${2:-configs/train/small.toml}
+N=cache/nbsweep; T=cache/nbsweep-test; A=cache/anchor15; D=results/v15/nb
+INC=runs/v060-hinge-loud/best.pt; RUN=ft-v15-nb
+NAMES="$RUN-h $RUN-avg-h"; PATHS="runs/$RUN-h/best.pt runs/$RUN-avg-h/best.pt"
+mkdir -p logs $D $A
+
+label() {  # $1 manifest: NISQA and DistillMOS (two shards) in parallel, then MOS = 2/3 NISQA + 1/3 DistillMOS
+  local pids=() tag; tag=$(basename "$(dirname "$1")")
+  for X in nisqa distillmos:0/2 distillmos:1/2; do
+    SHARD=${X#*:}; [ "$SHARD" = "$X" ] && SHARD=0/1
+    python -m train label --config "$CFG" --manifest "$1" --teachers ${X%%:*} --no-dnsmos \
+      --mos-combination mean --shard $SHARD > "logs/label-$tag-${X/\//of}.log" 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  python - "$1" <<'PY'
+import csv
+import sys
+path = sys.argv[1]
+rows = list(csv.DictReader(open(path, newline="", encoding="utf-8")))
+missing = [r["filename_deg"] for r in rows if not (r["nisqa_mos"] and r["distillmos_mos"])]
+assert not missing, f"{len(missing)} clips lack a teacher label, e.g. {missing[:3]}"
+for r in rows:
+    r["mos"] = f"{2 / 3 * float(r['nisqa_mos']) + 1 / 3 * float(r['distillmos_mos']):.6f}"
+out = path.replace("manifest.csv", "manifest-w23.csv")
+with open(out, "w", newline="", encoding="utf-8") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+print(f"{out}: {len(rows)} rows, MOS = 2/3 NISQA + 1/3 DistillMOS")
+PY
+}
+data() {
+  python -m train nb-sweep --out-dir $N --train 2000 --val 200 --test 0 --seed 18
+  label $N/manifest.csv
+}
+anchor() {
+  python - <<'PY'
+import csv
+crops = [r for r in csv.DictReader(open("cache/win11/manifest-w23.csv", newline="", encoding="utf-8"))
+         if r["split"] in ("train", "val")]
+half = [r for i, r in enumerate(crops) if i % 2 == 0]
+for r in half:  # paths relative to cache/anchor15/
+    r["filepath_deg"] = "../win11/" + r["filepath_deg"]
+replay = [r for r in csv.DictReader(open("cache/replay14/manifest.csv", newline="", encoding="utf-8"))
+          if r["split"] in ("train", "val")]
+for r in replay:
+    r["filepath_deg"] = "../replay14/" + r["filepath_deg"]
+cols = list(dict.fromkeys(list(crops[0]) + list(replay[0])))
+with open("cache/anchor15/manifest.csv", "w", newline="", encoding="utf-8") as f:
+    w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(half + replay)
+print(f"anchor: {len(half)} crops + {len(replay)} replay clips")
+PY
+  python -m train self-label --manifest $A/manifest.csv --model runs/v060/best.pt --out $A/manifest-self.csv
+  python - <<'PY'
+import csv
+anchor = list(csv.DictReader(open("cache/anchor15/manifest-self.csv", newline="", encoding="utf-8")))
+for r in anchor:  # paths relative to cache/nbsweep/
+    r["filepath_deg"] = "../anchor15/" + r["filepath_deg"]
+nb = [r for r in csv.DictReader(open("cache/nbsweep/manifest-w23.csv", newline="", encoding="utf-8"))
+      if r["split"] in ("train", "val")]
+cols = list(dict.fromkeys(list(nb[0]) + list(anchor[0])))
+with open("cache/nbsweep/manifest-mix.csv", "w", newline="", encoding="utf-8") as f:
+    w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(nb + anchor)
+n = {(k, s): sum(r["split"] == s for r in rows) for k, rows in (("nb", nb), ("anchor", anchor)) for s in ("train", "val")}
+print(f"cache/nbsweep/manifest-mix.csv: {n}")
+PY
+}
+train() {
+  python -m train finetune --config "$CFG" --set finetune.run=$RUN \
+    --set finetune.manifest=$N/manifest-mix.csv --set finetune.init=checkpoint \
+    --set finetune.init_checkpoint=runs/v060/best.pt --set finetune.schedule=cosine \
+    --set finetune.total_steps=1000 --set finetune.max_steps=1000 --set finetune.lr=1e-4 \
+    --set finetune.encoder_lr=5e-5 --set finetune.crop_s=0 --set finetune.max_minutes=120 \
+    --set finetune.val_minutes=6 --set finetune.val_max_clips=400 --set finetune.snapshots=true \
+    >> logs/$RUN.log 2>&1
+  python -m train average --run runs/$RUN --last 4 --out runs/$RUN-avg/best.pt
+  for pair in $RUN/best.pt:$RUN-h $RUN-avg/best.pt:$RUN-avg-h; do
+    python -m train level-hinge --checkpoint "runs/${pair%%:*}" --manifest cache/win11/manifest-w23.csv \
+      --manifest cache/levelsweep/manifest.csv --cache "cache/v15-${pair##*:}-rows.npz" --outputs loud \
+      --out "runs/${pair##*:}/best.pt"
+  done
+}
+test_set() {
+  python -m train nb-sweep --out-dir $T --train 0 --val 0 --test 300 --seed 1812
+  label $T/manifest.csv
+}
+evaluate() {
+  local models='"'$INC'"'; for p in $PATHS; do models="$models,\"$p\""; done
+  python results/v15/nb_agreement.py $INC $PATHS --manifest $T/manifest-w23.csv --json $D/nb-fresh.json > $D/nb-fresh.md
+  python -m train evaluate --config "$CFG" --set "evaluate.models=[$models]" \
+    --set 'evaluate.datasets=["p835-wb","p835-fb","p835-nb","vmos24-t3"]' --set evaluate.out_dir=$D/eval
+  python results/eval/paired_bootstrap.py --reference v060-hinge-loud $INC $PATHS --json $D/bootstrap.json > $D/bootstrap.md
+  python -m train agreement --model $INC $(for p in $PATHS; do echo --model $p; done) \
+    --corpus cache/win11/manifest-w23.csv --realchain cache/realchain/manifest.csv --sim-max 878 --out-dir $D/agreement
+  python -m train agreement --model $INC $(for p in $PATHS; do echo --model $p; done) \
+    --realchain cache/realchain-webrtc/manifest.csv --out-dir $D/realchain-webrtc
+  python results/v13/level_agreement.py $INC $PATHS --manifest cache/levelsweep-fresh/manifest.csv \
+    --json $D/level-agreement-fresh.json > $D/level-agreement-fresh.md
+  python results/v12/voip_symptom_probe.py --per-cell 6 --no-distillmos --out-dir cache/v15probe-nb \
+    $INC $PATHS > $D/probe.md
+  cp cache/v15probe-nb/scores.csv $D/probe-scores.csv
+  python results/v15/probe_variants.py $INC $PATHS --probe cache/v15probe-nb --groups $D/probe-scores.csv > $D/probe-variants.md
+  local n=($NAMES) c=($PATHS)
+  for i in "${!n[@]}"; do
+    python -m train sanity --config "$CFG" --model "${c[$i]}" --strict --teacher-reference \
+      --set sanity.out_dir="$D/sanity-${n[$i]}" > "$D/sanity-${n[$i]}.txt" || true
+  done
+}
+rule() {
+  python results/v15/apply_rule.py > $D/selection.md
+  grep '^winner:' $D/selection.md
+}
+case "${1:-all}" in
+  data) data ;; anchor) anchor ;; train) train ;; test) test_set ;; eval) evaluate ;; rule) rule ;;
+  all) data; anchor; train; test_set; evaluate; rule ;;
+  *) echo "usage: $0 [data|anchor|train|test|eval|rule|all] [CONFIG]" >&2; exit 2 ;;
+esac

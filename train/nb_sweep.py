@@ -1,0 +1,141 @@
+"""The narrowband-path set (`python -m train nb-sweep`): faults made at the device, heard through a telephone band.
+
+Why: through an 8 kHz round trip of session 15's VoIP probe files, the students score hard-clipped
+speech about one MOS above NISQA (+0.9 at +20 dB of input gain, +1.1 at +30 dB) and long repeated
+chops +0.75, where on the same files left wideband they are within +-0.5
+(``results/v15/probe-variants.md``). A hot microphone or a lossy link on a PSTN, G.711 or AMR-NB
+leg is an everyday real call, and the corpus rarely holds a device fault followed by a narrowband
+path: the simulator's chains apply its ``nb`` filter *before* clipping, so the clipping's
+harmonics stay in the band the student hears. This set renders the order a real call has.
+
+Each 4 s clip: one talker of the split at an active level of -36..-16 dBFS, then one fault at the
+device (hot input gain into a hard/soft clipper or a peak limiter, 40 %; frames of 10-80 ms lost at
+1-30 %, random or bursty, by zero insertion, fade or repetition, 30 %; noise at 0-25 dB SNR, 15 %;
+none, 15 %), then the path: 70 % narrowband (G.711 A-/mu-law, AMR-NB at a drawn rate, GSM, or a
+300-3400 Hz band through 8 kHz), 30 % wideband as a control (AMR-WB, G.722 or none). Splits are the
+simulator's (``train.sim_catalogue``). Written with a corpus manifest, so ``python -m train label``
+gives both teachers' labels and ``python -m train self-label`` a model's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from livesqa.audio import resample
+from livesqa.errors import ConfigError
+from train import callsim as cs
+from train import degrade as dg
+from train import plc
+from train.asr_data import resolve_data_root
+from train.codecs import CODECS, codec_roundtrip
+from train.sim_catalogue import build_catalogue
+from train.simulate import _load, write_clip, write_manifest
+
+SAMPLE_RATE_HZ = 16000
+CLIP_S = 4.0
+LEVELS_DBFS = (-36.0, -16.0)
+NB_PATHS = (("g711-alaw", ""), ("g711-ulaw", ""), ("amr-nb", None), ("gsm", ""), ("band", ""))
+WB_PATHS = (("amr-wb", None), ("g722", "64k"), ("none", ""))
+DEFAULT_COUNTS = {"train": 2000, "val": 200, "test": 300}
+
+
+def device_fault(x: np.ndarray, noise: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """One fault at the talker's device (or none) -> (audio, label)."""
+    sr = SAMPLE_RATE_HZ
+    u = rng.random()
+    if u < 0.4:
+        how = str(rng.choice(["hard", "soft", "limiter"], p=[0.6, 0.2, 0.2]))
+        level = dg.active_level_db(x, sr)
+        gain = float(rng.uniform(-level - 20, -level + 12))  # active level -20..+12 dBFS after the gain
+        y = cs.limiter(x, sr, gain, how)
+        if rng.random() < 0.5:  # a later stage brings it back to talking level
+            y = dg.set_level(y, sr, float(rng.uniform(-30, -20)))
+        return y, f"hot:{how}@{level + gain:+.0f}dBFS"
+    if u < 0.7:
+        frame_ms = float(rng.choice([10.0, 20.0, 40.0, 60.0, 80.0]))
+        rate = float(np.exp(rng.uniform(np.log(0.01), np.log(0.3))))
+        burst = float(rng.choice([1.0, rng.uniform(1.5, 4.0)]))
+        method = str(rng.choice(["zero", "fade", "repeat"]))
+        frame = round(frame_ms * sr / 1000)
+        lost = plc.gilbert_elliott_mask(len(x) // frame, rate, burst, rng)
+        return dg.conceal(x, lost, frame, method), f"loss:{method}{frame_ms:.0f}ms@{100 * rate:.0f}%b{burst:.1f}"  # type: ignore[arg-type]
+    if u < 0.85:
+        snr = float(rng.uniform(0, 25))
+        return dg.add_noise(x, noise, snr, sr, rng), f"noise@{snr:.0f}dB"
+    return x, "none"
+
+
+def path(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """The link after the device: narrowband (70 %) or a wideband control."""
+    sr = SAMPLE_RATE_HZ
+    table = NB_PATHS if rng.random() < 0.7 else WB_PATHS
+    name, bitrate = table[int(rng.integers(len(table)))]
+    x = dg.saturate(x)
+    if name == "none":
+        return x, "wb:none"
+    if name == "band":
+        return resample(resample(dg.narrowband(x, sr), sr, 8000), 8000, sr), "nb:band300-3400"
+    codec = CODECS[name]
+    if bitrate is None:
+        bitrate = codec.bitrates[int(rng.integers(len(codec.bitrates)))]
+    band = "nb" if codec.rate_hz == 8000 else "wb"
+    return codec_roundtrip(x, sr, codec, bitrate), f"{band}:{name}{'@' + bitrate if bitrate else ''}"
+
+
+def build(out_dir: Path, data_root: Path, counts: dict[str, int], seed: int = 18) -> Path:
+    """Write the clips and their manifest (unlabelled); an existing manifest is kept as it is."""
+    from tqdm import tqdm
+
+    manifest = out_dir / "manifest.csv"
+    if manifest.is_file():
+        return manifest
+    cat = build_catalogue(data_root)
+    (out_dir / "clips").mkdir(parents=True, exist_ok=True)
+    rows = []
+    jobs = [(split, i) for split, n in counts.items() for i in range(n)]
+    n_samples = int(CLIP_S * SAMPLE_RATE_HZ)
+    for k, (split, i) in enumerate(tqdm(jobs, desc="narrowband-path set", unit="clip")):
+        rng = np.random.default_rng([seed, k])
+        speech, noises = cat.speech[split], cat.noise[split]
+        utt = speech[int(rng.integers(len(speech)))]
+        wav = _load(utt.path, SAMPLE_RATE_HZ)
+        if len(wav) < n_samples:
+            wav = np.concatenate([wav, np.zeros(n_samples - len(wav), np.float32)])
+        start = int(rng.integers(0, len(wav) - n_samples + 1))
+        x = dg.set_level(wav[start: start + n_samples], SAMPLE_RATE_HZ, float(rng.uniform(*LEVELS_DBFS)))
+        noise_path = noises[int(rng.integers(len(noises)))]
+        y, fault = device_fault(x, _load(noise_path, SAMPLE_RATE_HZ), rng)
+        y, link = path(y, rng)
+        name = f"{split}_{i:04d}.flac"
+        write_clip(out_dir / "clips" / name, dg.saturate(y), SAMPLE_RATE_HZ)
+        rows.append({"db": "nbsweep", "con": fault.split(":")[0].split("@")[0], "filepath_deg": f"clips/{name}",
+                     "filename_deg": name, "source": f"{utt.corpus}:{utt.utt_id}", "split": split,
+                     "condition": f"{fault}+{link}", "speaker": utt.speaker, "duration_s": f"{CLIP_S:.3f}",
+                     "noise_file": str(Path(noise_path).relative_to(data_root)) if fault.startswith("noise") else ""})
+    write_manifest(manifest, rows)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train nb-sweep", description=__doc__.split("\n")[0])
+    parser.add_argument("--out-dir", default="cache/nbsweep")
+    parser.add_argument("--train", type=int, default=DEFAULT_COUNTS["train"], help="clips of train-split talkers")
+    parser.add_argument("--val", type=int, default=DEFAULT_COUNTS["val"], help="clips of val-split talkers")
+    parser.add_argument("--test", type=int, default=DEFAULT_COUNTS["test"], help="clips of test-split talkers")
+    parser.add_argument("--seed", type=int, default=18, help="another seed draws other clips (a fresh test set)")
+    parser.add_argument("--data-root")
+    args = parser.parse_args(argv)
+    counts = {s: n for s, n in (("train", args.train), ("val", args.val), ("test", args.test)) if n > 0}
+    if not counts:
+        raise ConfigError("nothing to make: every split count is 0")
+    manifest = build(Path(args.out_dir), resolve_data_root(args.data_root), counts, args.seed)
+    print(f"wrote {manifest}; label it with `python -m train label --manifest {manifest} "
+          "--teachers nisqa,distillmos --mos-combination mean --no-dnsmos`")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
