@@ -24,13 +24,13 @@ import soundfile as sf
 
 from livesqa.audio import resample
 from train.asr_data import resolve_data_root
-from train.scorers import NisqaScorer, model_scorer
+from train.scorers import DistillMosScorer, NisqaScorer, model_scorer
 
 SR = 16000
-VARIANTS = {
-    "as rendered (wideband, -26 dBFS)": lambda x: x,
-    "8 kHz round trip": lambda x: resample(resample(x, SR, 8000), 8000, SR),
-    "-10 dB gain": lambda x: (x * 10 ** (-10 / 20)).astype(np.float32),
+VARIANTS = {  # id -> (title, transform)
+    "wb": ("as rendered (wideband, -26 dBFS)", lambda x: x),
+    "nb": ("8 kHz round trip", lambda x: resample(resample(x, SR, 8000), 8000, SR)),
+    "quiet": ("-10 dB gain", lambda x: (x * 10 ** (-10 / 20)).astype(np.float32)),
 }
 
 
@@ -44,18 +44,29 @@ def main() -> None:
     ap.add_argument("models", nargs="+")
     ap.add_argument("--probe", type=Path, default=Path("cache/v12probe"))
     ap.add_argument("--groups", type=Path, default=Path("results/v12/probe-scores.csv"))
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated ids of VARIANTS to run (wb, nb, quiet)")
+    ap.add_argument("--distillmos", action="store_true",
+                    help="also score DistillMOS and compare with the students' own target, 2/3 NISQA + 1/3 DistillMOS")
     args = ap.parse_args()
+    chosen = args.variants.split(",")
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"--variants: unknown {unknown} (choose from {list(VARIANTS)})")
     with args.groups.open(newline="", encoding="utf-8") as f:
         rows = [(r["file"], r["group"]) for r in csv.DictReader(f)]
     audio = [sf.read(str(args.probe / n), dtype="float32")[0] for n, _ in rows]
     groups = np.array([g for _, g in rows])
     scorers = [NisqaScorer(resolve_data_root(None) / "weights/nisqa/nisqa.tar", "NISQA")]
+    if args.distillmos:
+        scorers.append(DistillMosScorer())
+        scorers[-1].name = "DistillMOS"
     scorers += [model_scorer(m) for m in args.models]
     print("# The VoIP symptom probe, narrowband and quieter\n")
     print("Made by `python results/v15/probe_variants.py " + " ".join(args.models) + "` on the "
           f"{len(rows)} files of `cache/v12probe`. Cells: NISQA's mean MOS, then each model's mean MOS "
           "minus NISQA's on the same windows.\n")
-    for label, fn in VARIANTS.items():
+    for key in chosen:
+        label, fn = VARIANTS[key]
         xs = [fn(x) for x in audio]
         sc = {s.name: np.array([np.mean([s.score(w, SR)[0] for w in windows(x)]) for x in xs]) for s in scorers}
         nis = sc["NISQA"]
@@ -68,6 +79,19 @@ def main() -> None:
             print(f"| {g} | {nis[m].mean():.2f} | " + " | ".join(f"{(sc[k][m] - nis[m]).mean():+.2f}" for k in others) + " |")
         print("| **all files: PCC with NISQA / RMSE** | | " + " | ".join(
             f"{np.corrcoef(sc[k], nis)[0, 1]:.3f} / {np.sqrt(np.mean((sc[k] - nis) ** 2)):.3f}" for k in others) + " |\n")
+        if "DistillMOS" in sc:
+            target = (2 * nis + sc["DistillMOS"]) / 3
+            students = [k for k in others if k != "DistillMOS"]
+            print(f"Against the students' own target (2/3 NISQA + 1/3 DistillMOS), {label}:\n")
+            print("| condition | target | " + " | ".join(students) + " |")
+            print("|---|---:|" + "---:|" * len(students))
+            for g in dict.fromkeys(groups):
+                m = groups == g
+                print(f"| {g} | {target[m].mean():.2f} | "
+                      + " | ".join(f"{(sc[k][m] - target[m]).mean():+.2f}" for k in students) + " |")
+            print("| **all files: PCC with the target / RMSE** | | " + " | ".join(
+                f"{np.corrcoef(sc[k], target)[0, 1]:.3f} / {np.sqrt(np.mean((sc[k] - target) ** 2)):.3f}"
+                for k in students) + " |\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,85 @@
+"""Apply session 18's rule (results/v15/SELECTION-nb.md) to the v15 evaluation; every row is printed.
+
+    python results/v15/apply_rule.py > results/v15/nb/selection.md
+
+(a) fresh narrowband-path set: MOS RMSE against the target at least 20 % below 0.6.2's and MOS PCC
+not below it; (b) no human-rated view below 0.6.2 by a margin the paired bootstrap resolves, and the
+four-view mean not below 0.6.2's by more than 0.002; (c) session 17's label-free guards; (d) six of
+six strict sanity checks. Of the candidates meeting all four, the lowest fresh-set MOS RMSE wins.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+D = HERE / "nb"
+
+
+def _load(name: str, path: Path):  # noqa: ANN202 - a sibling session's rule script, loaded as a module
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+v12 = _load("v12_rule", HERE.parent / "v12" / "apply_rule.py")  # readers: agreement, probe_pcc, sanity_passed
+v14 = _load("v14_rule", HERE.parent / "v14" / "apply_rule.py")  # session 17's guards and their limits
+INCUMBENT = "v060-hinge-loud"
+CANDIDATES = {"ft-v15-nb-h": "runs/ft-v15-nb-h/best.pt", "ft-v15-nb-avg-h": "runs/ft-v15-nb-avg-h/best.pt"}
+RMSE_CUT = 0.20
+MEAN_SLACK = 0.002
+
+
+def main() -> None:
+    def role_of(m: str) -> str:
+        return "incumbent (0.6.2)" if m == INCUMBENT else "candidate" if m in CANDIDATES else "peer"
+
+    pcc, models = v12.read_mos_pcc([str(D / "eval" / "eval.csv")])
+    print("# Session 18: the narrowband-path repair (SELECTION-nb.md). Mean MOS PCC over the four human-rated views\n")
+    means = v12.table(pcc, models, role_of)
+    boot = json.loads((D / "bootstrap.json").read_text(encoding="utf-8"))
+    agree = v12.agreement(D / "agreement" / "agreement.csv")
+    probe = v12.probe_pcc(D / "probe-scores.csv")
+    sweep = json.loads((D / "level-agreement-fresh.json").read_text(encoding="utf-8"))["models"]
+    sweep_rmse = {Path(k).parent.name: v["rmse"]["mos"] for k, v in sweep.items()}
+    fresh = {Path(k).parent.name: v for k, v in json.loads((D / "nb-fresh.json").read_text(encoding="utf-8")).items()}
+    guards = v14.GUARDS
+    inc = [agree[(INCUMBENT, v, grp, k)] for v, grp, k, _ in guards]
+    f0 = fresh[INCUMBENT]
+    print("\n## The rule, every candidate\n")
+    print("| candidate | fresh MOS RMSE (change) | fresh MOS PCC | (a) | mean - 0.6.2 | views resolved below | (b) | "
+          "real-chain PCC | sim-test PCC | AEC RMSE | probe PCC | fresh-sweep MOS RMSE | (c) | (d) sanity | qualifies |")
+    print("|---|---:|---:|---|---:|---|---|---:|---:|---:|---:|---:|---|---|---|")
+    print(f"| {INCUMBENT} (incumbent, 0.6.2) | {f0['mos_rmse']:.3f} | {f0['mos_pcc']:.3f} | | | | | "
+          f"{inc[0]:.3f} | {inc[1]:.3f} | {inc[2]:.3f} | {probe[INCUMBENT]:.3f} | {sweep_rmse[INCUMBENT]:.3f} | | "
+          f"{'yes' if v12.sanity_passed(HERE.parent / 'v13' / 'loud', INCUMBENT) else 'see results/sanity'} | |")
+    passing = []
+    for m in CANDIDATES:
+        f = fresh[m]
+        change = f["mos_rmse"] / f0["mos_rmse"] - 1
+        a = change <= -RMSE_CUT and f["mos_pcc"] >= f0["mos_pcc"]
+        below = [v for v in v12.HUMAN_VIEWS if boot.get(v, {}).get(m, {}).get("diff_hi", 0.0) < 0.0]
+        dmean = means[m] - means[INCUMBENT]
+        b = not below and dmean >= -MEAN_SLACK
+        vals = [agree[(m, v, grp, k)] for v, grp, k, _ in guards]
+        c = all((val - ref) * (1 if k == "pcc" else -1) >= -abs(lim)
+                for val, ref, (_, _, k, lim) in zip(vals, inc, guards, strict=True))
+        c = c and probe[m] - probe[INCUMBENT] >= v14.PROBE_LIMIT and sweep_rmse[m] - sweep_rmse[INCUMBENT] <= v14.SWEEP_LIMIT
+        sane = v12.sanity_passed(D, m)
+        q = a and b and c and bool(sane)
+        if q:
+            passing.append((f["mos_rmse"], m))
+        print(f"| {m} | {f['mos_rmse']:.3f} ({100 * change:+.1f} %) | {f['mos_pcc']:.3f} | {'yes' if a else 'no'} | "
+              f"{dmean:+.4f} | {', '.join(below) or 'none'} | {'yes' if b else 'no'} | "
+              f"{vals[0]:.3f} | {vals[1]:.3f} | {vals[2]:.3f} | {probe[m]:.3f} | {sweep_rmse[m]:.3f} | "
+              f"{'yes' if c else 'no'} | {'not run' if sane is None else 'yes' if sane else 'no'} | {'yes' if q else 'no'} |")
+    winner = min(passing)[1] if passing else None
+    print(f"\nwinner: {winner or 'none (0.6.2 stays)'}")
+
+
+if __name__ == "__main__":
+    main()
