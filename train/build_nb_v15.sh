@@ -3,7 +3,8 @@
 # scores (results/v15/SELECTION-nb.md). Needs runs/v060 (onnx-import of 0.6.0), runs/v060-hinge-loud,
 # cache/win11/manifest-w23.csv, cache/replay14, cache/levelsweep(-fresh), cache/realchain(-webrtc)
 # labelled (see train/build_lwf_v14.sh and train/build_level_hinge_v13.sh).
-# Usage: bash train/build_nb_v15.sh [data|anchor|train|test|eval|rule|all|ship] [CONFIG]
+# Usage: bash train/build_nb_v15.sh [data|anchor|train|test|eval|rule|all|ship|all2|ship2] [CONFIG]
+#   all2, ship2: the second rule (SELECTION-nb2.md): the same stages on the v2 render, results/v15/nb2/
 #   data  : the narrowband-path set (2,200 clips), both teachers (about 25 min on 2 cores)
 #   anchor: 0.6.0's scores on the replay clips and half the crops; the mixed manifest
 #   train : ft-v15-nb (1,000 steps), its snapshot mean, the LOUD hinge re-fitted on both
@@ -13,10 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CFG=${2:-configs/train/small.toml}
-N=cache/nbsweep; T=cache/nbsweep-test; A=cache/anchor15; D=results/v15/nb
-INC=runs/v060-hinge-loud/best.pt; RUN=ft-v15-nb
-NAMES="$RUN-h $RUN-avg-h"; PATHS="runs/$RUN-h/best.pt runs/$RUN-avg-h/best.pt"
-mkdir -p logs $D $A
+A=cache/anchor15; INC=runs/v060-hinge-loud/best.pt
+variant() {  # $1 = nb (SELECTION-nb.md, --render v1) | nb2 (SELECTION-nb2.md, --render v2)
+  V=$1; N=cache/nbsweep; T=cache/nbsweep-test; D=results/v15/nb; RUN=ft-v15-nb; RENDER=v1; TEST_SEED=1812
+  if [ "$V" = nb2 ]; then N=cache/nbsweep2; T=cache/nbsweep2-test; D=results/v15/nb2; RUN=ft-v15-nb2; RENDER=v2; TEST_SEED=1813; fi
+  NAMES="$RUN-h $RUN-avg-h"; PATHS="runs/$RUN-h/best.pt runs/$RUN-avg-h/best.pt"
+  mkdir -p logs $D $A
+}
+variant nb
 
 label() {  # $1 manifest: NISQA and DistillMOS (two shards) in parallel, then MOS = 2/3 NISQA + 1/3 DistillMOS
   local pids=() tag; tag=$(basename "$(dirname "$1")")
@@ -45,7 +50,7 @@ print(f"{out}: {len(rows)} rows, MOS = 2/3 NISQA + 1/3 DistillMOS")
 PY
 }
 data() {
-  python -m train nb-sweep --out-dir $N --train 2000 --val 200 --test 0 --seed 18
+  python -m train nb-sweep --out-dir $N --train 2000 --val 200 --test 0 --seed 18 --render $RENDER
   label $N/manifest.csv
 }
 anchor() {
@@ -68,20 +73,26 @@ with open("cache/anchor15/manifest.csv", "w", newline="", encoding="utf-8") as f
 print(f"anchor: {len(half)} crops + {len(replay)} replay clips")
 PY
   python -m train self-label --manifest $A/manifest.csv --model runs/v060/best.pt --out $A/manifest-self.csv
-  python - <<'PY'
+  [ -f $A/manifest-self.csv ] || python -m train self-label --manifest $A/manifest.csv --model runs/v060/best.pt --out $A/manifest-self.csv
+  mix
+}
+mix() {  # the narrowband set's teacher rows + the anchor's self-labelled rows
+  python - "$N" <<'PY'
 import csv
+import sys
+n = sys.argv[1]
 anchor = list(csv.DictReader(open("cache/anchor15/manifest-self.csv", newline="", encoding="utf-8")))
-for r in anchor:  # paths relative to cache/nbsweep/
+for r in anchor:  # paths relative to the narrowband set's folder
     r["filepath_deg"] = "../anchor15/" + r["filepath_deg"]
-nb = [r for r in csv.DictReader(open("cache/nbsweep/manifest-w23.csv", newline="", encoding="utf-8"))
+nb = [r for r in csv.DictReader(open(f"{n}/manifest-w23.csv", newline="", encoding="utf-8"))
       if r["split"] in ("train", "val")]
 cols = list(dict.fromkeys(list(nb[0]) + list(anchor[0])))
-with open("cache/nbsweep/manifest-mix.csv", "w", newline="", encoding="utf-8") as f:
+with open(f"{n}/manifest-mix.csv", "w", newline="", encoding="utf-8") as f:
     w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
     w.writeheader()
     w.writerows(nb + anchor)
 n = {(k, s): sum(r["split"] == s for r in rows) for k, rows in (("nb", nb), ("anchor", anchor)) for s in ("train", "val")}
-print(f"cache/nbsweep/manifest-mix.csv: {n}")
+print(f"{sys.argv[1]}/manifest-mix.csv: {n}")
 PY
 }
 train() {
@@ -100,7 +111,7 @@ train() {
   done
 }
 test_set() {
-  python -m train nb-sweep --out-dir $T --train 0 --val 0 --test 300 --seed 1812
+  python -m train nb-sweep --out-dir $T --train 0 --val 0 --test 300 --seed $TEST_SEED --render $RENDER
   label $T/manifest.csv
 }
 evaluate() {
@@ -115,10 +126,10 @@ evaluate() {
     --realchain cache/realchain-webrtc/manifest.csv --out-dir $D/realchain-webrtc
   python results/v13/level_agreement.py $INC $PATHS --manifest cache/levelsweep-fresh/manifest.csv \
     --json $D/level-agreement-fresh.json > $D/level-agreement-fresh.md
-  python results/v12/voip_symptom_probe.py --per-cell 6 --no-distillmos --out-dir cache/v15probe-nb \
+  python results/v12/voip_symptom_probe.py --per-cell 6 --no-distillmos --out-dir cache/v15probe-$V \
     $INC $PATHS > $D/probe.md
-  cp cache/v15probe-nb/scores.csv $D/probe-scores.csv
-  python results/v15/probe_variants.py $INC $PATHS --probe cache/v15probe-nb --groups $D/probe-scores.csv > $D/probe-variants.md
+  cp cache/v15probe-$V/scores.csv $D/probe-scores.csv
+  python results/v15/probe_variants.py $INC $PATHS --probe cache/v15probe-$V --groups $D/probe-scores.csv > $D/probe-variants.md
   local n=($NAMES) c=($PATHS)
   for i in "${!n[@]}"; do
     python -m train sanity --config "$CFG" --model "${c[$i]}" --strict --teacher-reference \
@@ -126,7 +137,7 @@ evaluate() {
   done
 }
 rule() {
-  python results/v15/apply_rule.py > $D/selection.md
+  python results/v15/apply_rule.py --rule $V > $D/selection.md
   grep '^winner:' $D/selection.md
 }
 ship() {  # $D/selection.md's winner as exported/livesqa-small.onnx 0.7.0, with its checks, card and sample call
@@ -135,10 +146,10 @@ ship() {  # $D/selection.md's winner as exported/livesqa-small.onnx 0.7.0, with 
   [ -f cache/livesqa-small-0.6.2.onnx ] || git show f6b4ed6:exported/livesqa-small.onnx > cache/livesqa-small-0.6.2.onnx
   python -m train export --checkpoint "runs/$name/best.pt" --out exported/livesqa-small.onnx --name livesqa-small \
     --version 0.7.0 --licence "CC BY-NC-SA 4.0 (trained on NISQA outputs)" --training-data "livesqa-small 0.6.0 (see the \
-0.6.2 card) fine-tuned 1,000 steps on 2,200 narrowband-path clips (train/nb_sweep.py: clipping, lost frames or noise at \
+0.6.2 card) fine-tuned 1,000 steps on 2,200 narrowband-path clips (train/nb_sweep.py --render $RENDER: clipping, lost frames or noise at \
 the device, then G.711/AMR-NB/GSM or a 300-3400 Hz band, or a wideband control; MOS = 2/3 NISQA v2 + 1/3 DistillMOS, \
 NOI/COL/DIS/LOUD = NISQA v2) mixed with 0.6.0's own scores on 3,639 simulator clips and 4,097 real-call crops; LOUD \
-level hinge re-fitted as 0.6.2's (results/v15/SELECTION-nb.md)"
+level hinge re-fitted as 0.6.2's (results/v15/SELECTION-$V.md)"
   python -m train sanity --config "$CFG" --model exported/livesqa-small.onnx --teacher-reference --strict
   local S=$D/ship; mkdir -p $S/sanity $S/bench
   cp results/sanity/sanity.md results/sanity/sanity.json $S/sanity/
@@ -154,5 +165,7 @@ level hinge re-fitted as 0.6.2's (results/v15/SELECTION-nb.md)"
 case "${1:-all}" in
   data) data ;; anchor) anchor ;; train) train ;; test) test_set ;; eval) evaluate ;; rule) rule ;; ship) ship ;;
   all) data; anchor; train; test_set; evaluate; rule ;;
-  *) echo "usage: $0 [data|anchor|train|test|eval|rule|all|ship] [CONFIG]" >&2; exit 2 ;;
+  all2) variant nb2; data; mix; train; test_set; evaluate; rule ;;
+  ship2) variant nb2; ship ;;
+  *) echo "usage: $0 [data|anchor|train|test|eval|rule|all|ship|all2|ship2] [CONFIG]" >&2; exit 2 ;;
 esac

@@ -68,24 +68,41 @@ def device_fault(x: np.ndarray, noise: np.ndarray, rng: np.random.Generator) -> 
     return x, "none"
 
 
-def path(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """The link after the device: narrowband (70 %) or a wideband control."""
+RENDERS = ("v1", "v2")
+
+
+def below_full_scale(x: np.ndarray, peak: float = 0.99) -> np.ndarray:
+    """A gain that brings the peak to ``peak`` when it is above (never a clip)."""
+    top = float(np.max(np.abs(x))) if len(x) else 0.0
+    return (x * (peak / top)).astype(np.float32) if top > peak else x.astype(np.float32)
+
+
+def path(x: np.ndarray, rng: np.random.Generator, render: str = "v1") -> tuple[np.ndarray, str]:
+    """The link after the device: narrowband (70 %) or a wideband control (see the module's renders)."""
+    if render not in RENDERS:
+        raise ConfigError(f"--render {render!r}: choose from {RENDERS}")
     sr = SAMPLE_RATE_HZ
     table = NB_PATHS if rng.random() < 0.7 else WB_PATHS
     name, bitrate = table[int(rng.integers(len(table)))]
     x = dg.saturate(x)
     if name == "none":
         return x, "wb:none"
-    if name == "band":
-        return resample(resample(dg.narrowband(x, sr), sr, 8000), 8000, sr), "nb:band300-3400"
-    codec = CODECS[name]
-    if bitrate is None:
+    codec = None if name == "band" else CODECS[name]
+    if codec is not None and bitrate is None:
         bitrate = codec.bitrates[int(rng.integers(len(codec.bitrates)))]
-    band = "nb" if codec.rate_hz == 8000 else "wb"
-    return codec_roundtrip(x, sr, codec, bitrate), f"{band}:{name}{'@' + bitrate if bitrate else ''}"
+    label = "nb:band300-3400" if codec is None else \
+        f"{'nb' if codec.rate_hz == 8000 else 'wb'}:{name}{'@' + bitrate if bitrate else ''}"
+    if render == "v2" and (codec is None or codec.rate_hz == 8000):
+        x8 = dg.saturate(resample(dg.narrowband(x, sr) if codec is None else x, sr, 8000))  # a 16-bit 8 kHz leg
+        y8 = x8 if codec is None else codec_roundtrip(x8, 8000, codec, bitrate or "")
+        return below_full_scale(resample(y8, 8000, sr)), label
+    if codec is None:
+        return resample(resample(dg.narrowband(x, sr), sr, 8000), 8000, sr), label
+    y = codec_roundtrip(x, sr, codec, bitrate or "")
+    return (below_full_scale(y) if render == "v2" else y), label
 
 
-def build(out_dir: Path, data_root: Path, counts: dict[str, int], seed: int = 18) -> Path:
+def build(out_dir: Path, data_root: Path, counts: dict[str, int], seed: int = 18, render: str = "v1") -> Path:
     """Write the clips and their manifest (unlabelled); an existing manifest is kept as it is."""
     from tqdm import tqdm
 
@@ -108,10 +125,10 @@ def build(out_dir: Path, data_root: Path, counts: dict[str, int], seed: int = 18
         x = dg.set_level(wav[start: start + n_samples], SAMPLE_RATE_HZ, float(rng.uniform(*LEVELS_DBFS)))
         noise_path = noises[int(rng.integers(len(noises)))]
         y, fault = device_fault(x, _load(noise_path, SAMPLE_RATE_HZ), rng)
-        y, link = path(y, rng)
+        y, link = path(y, rng, render)
         name = f"{split}_{i:04d}.flac"
         write_clip(out_dir / "clips" / name, dg.saturate(y), SAMPLE_RATE_HZ)
-        rows.append({"db": "nbsweep", "con": fault.split(":")[0].split("@")[0], "filepath_deg": f"clips/{name}",
+        rows.append({"db": "nbsweep" if render == "v1" else f"nbsweep-{render}", "con": fault.split(":")[0].split("@")[0], "filepath_deg": f"clips/{name}",
                      "filename_deg": name, "source": f"{utt.corpus}:{utt.utt_id}", "split": split,
                      "condition": f"{fault}+{link}", "speaker": utt.speaker, "duration_s": f"{CLIP_S:.3f}",
                      "noise_file": str(Path(noise_path).relative_to(data_root)) if fault.startswith("noise") else ""})
@@ -126,12 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", type=int, default=DEFAULT_COUNTS["val"], help="clips of val-split talkers")
     parser.add_argument("--test", type=int, default=DEFAULT_COUNTS["test"], help="clips of test-split talkers")
     parser.add_argument("--seed", type=int, default=18, help="another seed draws other clips (a fresh test set)")
+    parser.add_argument("--render", default="v1", choices=RENDERS,
+                        help="v1: back to 16 kHz through ffmpeg and clipped (session 18's first set); v2: the "
+                             "narrowband leg at 8 kHz, soxr to 16 kHz, a gain instead of a clip")
     parser.add_argument("--data-root")
     args = parser.parse_args(argv)
     counts = {s: n for s, n in (("train", args.train), ("val", args.val), ("test", args.test)) if n > 0}
     if not counts:
         raise ConfigError("nothing to make: every split count is 0")
-    manifest = build(Path(args.out_dir), resolve_data_root(args.data_root), counts, args.seed)
+    manifest = build(Path(args.out_dir), resolve_data_root(args.data_root), counts, args.seed, args.render)
     print(f"wrote {manifest}; label it with `python -m train label --manifest {manifest} "
           "--teachers nisqa,distillmos --mos-combination mean --no-dnsmos`")
     return 0

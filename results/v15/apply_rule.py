@@ -1,6 +1,7 @@
 """Apply session 18's rule (results/v15/SELECTION-nb.md) to the v15 evaluation; every row is printed.
 
-    python results/v15/apply_rule.py > results/v15/nb/selection.md
+    python results/v15/apply_rule.py --rule nb > results/v15/nb/selection.md      # SELECTION-nb.md
+    python results/v15/apply_rule.py --rule nb2 > results/v15/nb2/selection.md    # SELECTION-nb2.md
 
 (a) fresh narrowband-path set: MOS RMSE against the target at least 20 % below 0.6.2's and MOS PCC
 not below it; (b) no human-rated view below 0.6.2 by a margin the paired bootstrap resolves, and the
@@ -10,15 +11,21 @@ six strict sanity checks. Of the candidates meeting all four, the lowest fresh-s
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 
 HERE = Path(__file__).resolve().parent
-D = HERE / "nb"
+RULES = {  # rule -> (title, results folder, run name)
+    "nb": ("Session 18: the narrowband-path repair (SELECTION-nb.md)", HERE / "nb", "ft-v15-nb"),
+    "nb2": ("Session 18: the repair on the v2 render, a telephone leg (SELECTION-nb2.md)", HERE / "nb2", "ft-v15-nb2"),
+}
 
 
-def _load(name: str, path: Path):  # noqa: ANN202 - a sibling session's rule script, loaded as a module
+def _load(name: str, path: Path) -> ModuleType:
+    """A sibling session's rule script, loaded as a module (its readers and limits are reused)."""
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
@@ -29,24 +36,29 @@ def _load(name: str, path: Path):  # noqa: ANN202 - a sibling session's rule scr
 v12 = _load("v12_rule", HERE.parent / "v12" / "apply_rule.py")  # readers: agreement, probe_pcc, sanity_passed
 v14 = _load("v14_rule", HERE.parent / "v14" / "apply_rule.py")  # session 17's guards and their limits
 INCUMBENT = "v060-hinge-loud"
-CANDIDATES = {"ft-v15-nb-h": "runs/ft-v15-nb-h/best.pt", "ft-v15-nb-avg-h": "runs/ft-v15-nb-avg-h/best.pt"}
 RMSE_CUT = 0.20
 MEAN_SLACK = 0.002
 
 
 def main() -> None:
-    def role_of(m: str) -> str:
-        return "incumbent (0.6.2)" if m == INCUMBENT else "candidate" if m in CANDIDATES else "peer"
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rule", choices=sorted(RULES), default="nb")
+    args = p.parse_args()
+    title, d, run = RULES[args.rule]
+    candidates = [f"{run}-h", f"{run}-avg-h"]  # the rule's fixed pair
 
-    pcc, models = v12.read_mos_pcc([str(D / "eval" / "eval.csv")])
-    print("# Session 18: the narrowband-path repair (SELECTION-nb.md). Mean MOS PCC over the four human-rated views\n")
+    def role_of(m: str) -> str:
+        return "incumbent (0.6.2)" if m == INCUMBENT else "candidate" if m in candidates else "peer"
+
+    pcc, models = v12.read_mos_pcc([str(d / "eval" / "eval.csv")])
+    print(f"# {title}. Mean MOS PCC over the four human-rated views\n")
     means = v12.table(pcc, models, role_of)
-    boot = json.loads((D / "bootstrap.json").read_text(encoding="utf-8"))
-    agree = v12.agreement(D / "agreement" / "agreement.csv")
-    probe = v12.probe_pcc(D / "probe-scores.csv")
-    sweep = json.loads((D / "level-agreement-fresh.json").read_text(encoding="utf-8"))["models"]
+    boot = json.loads((d / "bootstrap.json").read_text(encoding="utf-8"))
+    agree = v12.agreement(d / "agreement" / "agreement.csv")
+    probe = v12.probe_pcc(d / "probe-scores.csv")
+    sweep = json.loads((d / "level-agreement-fresh.json").read_text(encoding="utf-8"))["models"]
     sweep_rmse = {Path(k).parent.name: v["rmse"]["mos"] for k, v in sweep.items()}
-    fresh = {Path(k).parent.name: v for k, v in json.loads((D / "nb-fresh.json").read_text(encoding="utf-8")).items()}
+    fresh = {Path(k).parent.name: v for k, v in json.loads((d / "nb-fresh.json").read_text(encoding="utf-8")).items()}
     guards = v14.GUARDS
     inc = [agree[(INCUMBENT, v, grp, k)] for v, grp, k, _ in guards]
     f0 = fresh[INCUMBENT]
@@ -58,7 +70,7 @@ def main() -> None:
           f"{inc[0]:.3f} | {inc[1]:.3f} | {inc[2]:.3f} | {probe[INCUMBENT]:.3f} | {sweep_rmse[INCUMBENT]:.3f} | | "
           f"{'yes' if v12.sanity_passed(HERE.parent / 'v13' / 'loud', INCUMBENT) else 'see results/sanity'} | |")
     passing = []
-    for m in CANDIDATES:
+    for m in candidates:
         f = fresh[m]
         change = f["mos_rmse"] / f0["mos_rmse"] - 1
         a = change <= -RMSE_CUT and f["mos_pcc"] >= f0["mos_pcc"]
@@ -69,7 +81,7 @@ def main() -> None:
         c = all((val - ref) * (1 if k == "pcc" else -1) >= -abs(lim)
                 for val, ref, (_, _, k, lim) in zip(vals, inc, guards, strict=True))
         c = c and probe[m] - probe[INCUMBENT] >= v14.PROBE_LIMIT and sweep_rmse[m] - sweep_rmse[INCUMBENT] <= v14.SWEEP_LIMIT
-        sane = v12.sanity_passed(D, m)
+        sane = v12.sanity_passed(d, m)
         q = a and b and c and bool(sane)
         if q:
             passing.append((f["mos_rmse"], m))
