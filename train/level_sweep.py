@@ -26,7 +26,7 @@ from livesqa.errors import ConfigError
 from train import degrade as dg
 from train.asr_data import resolve_data_root
 from train.codecs import CODECS, codec_roundtrip
-from train.sim_catalogue import build_catalogue
+from train.sim_catalogue import Utterance, build_catalogue
 from train.simulate import _load, write_clip, write_manifest
 
 SAMPLE_RATE_HZ = 16000
@@ -34,6 +34,18 @@ CLIP_S = 4.0
 LEVELS_DBFS = (-66.0, -6.0)  # active speech level, drawn uniformly
 CODEC_CHOICES = (("g711-alaw", ""), ("amr-wb", "12.65k"), ("opus", "16k"))
 DEFAULT_COUNTS = {"train": 900, "val": 150, "test": 240}
+
+
+def talker_window(speech: list[Utterance], n_samples: int, rng: np.random.Generator) -> tuple[Utterance, np.ndarray]:
+    """One utterance of the split, drawn by ``rng``, and a random ``n_samples`` of it (zero-padded
+    when shorter): the talker of one clip. Shared with ``train.nb_sweep``; the draw order is fixed so
+    both sets rebuild identically."""
+    utt = speech[int(rng.integers(len(speech)))]
+    wav = _load(utt.path, SAMPLE_RATE_HZ)
+    if len(wav) < n_samples:
+        wav = np.concatenate([wav, np.zeros(n_samples - len(wav), np.float32)])
+    start = int(rng.integers(0, len(wav) - n_samples + 1))
+    return utt, wav[start: start + n_samples]
 
 
 def render(x: np.ndarray, level_dbfs: float, noise: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
@@ -67,14 +79,10 @@ def build(out_dir: Path, data_root: Path, counts: dict[str, int], seed: int = 13
     for k, (split, i) in enumerate(tqdm(jobs, desc="level sweep", unit="clip")):
         rng = np.random.default_rng([seed, k])
         speech, noises = cat.speech[split], cat.noise[split]
-        utt = speech[int(rng.integers(len(speech)))]
-        wav = _load(utt.path, SAMPLE_RATE_HZ)
-        if len(wav) < n_samples:
-            wav = np.concatenate([wav, np.zeros(n_samples - len(wav), np.float32)])
-        start = int(rng.integers(0, len(wav) - n_samples + 1))
+        utt, x = talker_window(speech, n_samples, rng)
         level = float(rng.uniform(*LEVELS_DBFS))
         noise_path = noises[int(rng.integers(len(noises)))]
-        y, cond = render(wav[start: start + n_samples], level, _load(noise_path, SAMPLE_RATE_HZ), rng)
+        y, cond = render(x, level, _load(noise_path, SAMPLE_RATE_HZ), rng)
         name = f"{split}_{i:04d}.flac"
         write_clip(out_dir / "clips" / name, y, SAMPLE_RATE_HZ)
         rows.append({"db": "levelsweep", "con": f"{level:.1f}", "filepath_deg": f"clips/{name}",

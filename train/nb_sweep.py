@@ -31,6 +31,7 @@ from train import degrade as dg
 from train import plc
 from train.asr_data import resolve_data_root
 from train.codecs import CODECS, codec_roundtrip
+from train.level_sweep import talker_window
 from train.sim_catalogue import build_catalogue
 from train.simulate import _load, write_clip, write_manifest
 
@@ -117,12 +118,8 @@ def build(out_dir: Path, data_root: Path, counts: dict[str, int], seed: int = 18
     for k, (split, i) in enumerate(tqdm(jobs, desc="narrowband-path set", unit="clip")):
         rng = np.random.default_rng([seed, k])
         speech, noises = cat.speech[split], cat.noise[split]
-        utt = speech[int(rng.integers(len(speech)))]
-        wav = _load(utt.path, SAMPLE_RATE_HZ)
-        if len(wav) < n_samples:
-            wav = np.concatenate([wav, np.zeros(n_samples - len(wav), np.float32)])
-        start = int(rng.integers(0, len(wav) - n_samples + 1))
-        x = dg.set_level(wav[start: start + n_samples], SAMPLE_RATE_HZ, float(rng.uniform(*LEVELS_DBFS)))
+        utt, x = talker_window(speech, n_samples, rng)
+        x = dg.set_level(x, SAMPLE_RATE_HZ, float(rng.uniform(*LEVELS_DBFS)))
         noise_path = noises[int(rng.integers(len(noises)))]
         y, fault = device_fault(x, _load(noise_path, SAMPLE_RATE_HZ), rng)
         y, link = path(y, rng, render)

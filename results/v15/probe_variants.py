@@ -39,6 +39,18 @@ def windows(x: np.ndarray) -> list[np.ndarray]:
     return [x] if len(x) <= w else [x[s:s + w] for s in range(0, len(x) - w + 1, SR)]
 
 
+def offset_table(ref_name: str, ref: np.ndarray, scores: dict[str, np.ndarray], names: list[str],
+                 groups: np.ndarray, pcc_with: str) -> None:
+    """Per condition: the reference's mean MOS and each scorer's mean minus it; then PCC / RMSE over all files."""
+    print(f"| condition | {ref_name} | " + " | ".join(names) + " |")
+    print("|---|---:|" + "---:|" * len(names))
+    for g in dict.fromkeys(groups):
+        m = groups == g
+        print(f"| {g} | {ref[m].mean():.2f} | " + " | ".join(f"{(scores[k][m] - ref[m]).mean():+.2f}" for k in names) + " |")
+    print(f"| **all files: PCC with {pcc_with} / RMSE** | | " + " | ".join(
+        f"{np.corrcoef(scores[k], ref)[0, 1]:.3f} / {np.sqrt(np.mean((scores[k] - ref) ** 2)):.3f}" for k in names) + " |\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+")
@@ -72,27 +84,11 @@ def main() -> None:
         nis = sc["NISQA"]
         others = [k for k in sc if k != "NISQA"]
         print(f"## {label}\n")
-        print("| condition | NISQA | " + " | ".join(others) + " |")
-        print("|---|---:|" + "---:|" * len(others))
-        for g in dict.fromkeys(groups):
-            m = groups == g
-            print(f"| {g} | {nis[m].mean():.2f} | " + " | ".join(f"{(sc[k][m] - nis[m]).mean():+.2f}" for k in others) + " |")
-        print("| **all files: PCC with NISQA / RMSE** | | " + " | ".join(
-            f"{np.corrcoef(sc[k], nis)[0, 1]:.3f} / {np.sqrt(np.mean((sc[k] - nis) ** 2)):.3f}" for k in others) + " |\n")
+        offset_table("NISQA", nis, sc, others, groups, "NISQA")
         if "DistillMOS" in sc:
-            target = (2 * nis + sc["DistillMOS"]) / 3
-            students = [k for k in others if k != "DistillMOS"]
             print(f"Against the students' own target (2/3 NISQA + 1/3 DistillMOS), {label}:\n")
-            print("| condition | target | " + " | ".join(students) + " |")
-            print("|---|---:|" + "---:|" * len(students))
-            for g in dict.fromkeys(groups):
-                m = groups == g
-                print(f"| {g} | {target[m].mean():.2f} | "
-                      + " | ".join(f"{(sc[k][m] - target[m]).mean():+.2f}" for k in students) + " |")
-            print("| **all files: PCC with the target / RMSE** | | " + " | ".join(
-                f"{np.corrcoef(sc[k], target)[0, 1]:.3f} / {np.sqrt(np.mean((sc[k] - target) ** 2)):.3f}"
-                for k in students) + " |\n")
-
+            offset_table("target", (2 * nis + sc["DistillMOS"]) / 3, sc, [k for k in others if k != "DistillMOS"],
+                         groups, "the target")
 
 if __name__ == "__main__":
     main()
