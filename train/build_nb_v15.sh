@@ -23,31 +23,8 @@ variant() {  # $1 = nb (SELECTION-nb.md, --render v1) | nb2 (SELECTION-nb2.md, -
 }
 variant nb
 
-label() {  # $1 manifest: NISQA and DistillMOS (two shards) in parallel, then MOS = 2/3 NISQA + 1/3 DistillMOS
-  local pids=() tag; tag=$(basename "$(dirname "$1")")
-  for X in nisqa distillmos:0/2 distillmos:1/2; do
-    SHARD=${X#*:}; [ "$SHARD" = "$X" ] && SHARD=0/1
-    python -m train label --config "$CFG" --manifest "$1" --teachers ${X%%:*} --no-dnsmos \
-      --mos-combination mean --shard $SHARD > "logs/label-$tag-${X/\//of}.log" 2>&1 &
-    pids+=($!)
-  done
-  for p in "${pids[@]}"; do wait "$p"; done
-  python - "$1" <<'PY'
-import csv
-import sys
-path = sys.argv[1]
-rows = list(csv.DictReader(open(path, newline="", encoding="utf-8")))
-missing = [r["filename_deg"] for r in rows if not (r["nisqa_mos"] and r["distillmos_mos"])]
-assert not missing, f"{len(missing)} clips lack a teacher label, e.g. {missing[:3]}"
-for r in rows:
-    r["mos"] = f"{2 / 3 * float(r['nisqa_mos']) + 1 / 3 * float(r['distillmos_mos']):.6f}"
-out = path.replace("manifest.csv", "manifest-w23.csv")
-with open(out, "w", newline="", encoding="utf-8") as f:
-    w = csv.DictWriter(f, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-print(f"{out}: {len(rows)} rows, MOS = 2/3 NISQA + 1/3 DistillMOS")
-PY
+label() {  # $1 manifest: NISQA and DistillMOS, then MOS = 2/3 NISQA + 1/3 DistillMOS (manifest-w23.csv)
+  bash train/label_both_teachers.sh "$1" "$CFG"
 }
 data() {
   python -m train nb-sweep --out-dir $N --train 2000 --val 200 --test 0 --seed 18 --render $RENDER

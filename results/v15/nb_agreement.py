@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--manifest", type=Path, required=True)
     ap.add_argument("--split", default="test")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--predictions", type=Path, help="also save targets and each model's scores (.npz) for a paired bootstrap")
     args = ap.parse_args()
     with args.manifest.open(newline="", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == args.split]
@@ -39,9 +40,11 @@ def main() -> None:
     groups = np.array([group(r["condition"]) for r in rows])
     audio = [sf.read(str(args.manifest.parent / r["filepath_deg"]), dtype="float32") for r in rows]
     out: dict[str, dict[str, object]] = {}
+    saved: dict[str, np.ndarray] = {"target": y}
     for m in args.models:
         s = model_scorer(m)
         pred = np.array([s.score(x, sr) for x, sr in audio])
+        saved[Path(m).parent.name] = pred
         res: dict[str, object] = {}
         for i, d in enumerate(DIMENSIONS):
             res[f"{d}_pcc"] = float(np.corrcoef(pred[:, i], y[:, i])[0, 1])
@@ -65,6 +68,8 @@ def main() -> None:
               + " | ".join(f"{r['mos_offset_by_group'][g]:+.2f}" for r in out.values()) + " |")  # type: ignore[index]
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
+    if args.predictions:
+        np.savez(args.predictions, **saved)
 
 
 if __name__ == "__main__":

@@ -479,6 +479,36 @@ def test_snapshots_average_to_the_elementwise_mean(work: Path, ft_run: Path) -> 
     assert model.quality_head is not None
 
 
+def test_weighted_average_interpolates_between_two_checkpoints(work: Path, ft_run: Path) -> None:
+    """--weights 3 1 lands a quarter of the way from the first checkpoint to the second (WiSE-FT)."""
+    from train import average
+
+    args = [*_cfg(work), "--set", "finetune.run=ft-wise", "--set", "finetune.init=checkpoint",
+            "--set", f"finetune.init_checkpoint={ft_run / 'best.pt'}", "--set", "finetune.epochs=2"]
+    assert finetune.main(args) == 0
+    start, tuned = ft_run / "best.pt", work / "runs" / "ft-wise" / "last.pt"
+    out = work / "wise.pt"
+    assert average.main(["--checkpoints", str(start), str(tuned), "--weights", "3", "1", "--out", str(out)]) == 0
+    a, b, mid = (load_checkpoint(p) for p in (start, tuned, out))
+    moved = 0
+    for name, tensor in mid["state_dict"].items():
+        want = 0.75 * a["state_dict"][name].double() + 0.25 * b["state_dict"][name].double()
+        assert torch.allclose(tensor.double(), want, atol=1e-6), name
+        moved += int(not torch.equal(a["state_dict"][name], b["state_dict"][name]))
+    assert moved > 0
+    assert mid["extra"]["averaged_weights"] == [0.75, 0.25]
+
+
+def test_average_refuses_weights_that_do_not_match(work: Path, ft_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from train.__main__ import main as train_main
+
+    ckpt = str(ft_run / "best.pt")
+    for weights in (["1"], ["-1", "2"], ["0", "0"]):
+        assert train_main(["average", "--checkpoints", ckpt, ckpt, "--weights", *weights, "--out", str(work / "w.pt")]) == 2
+        assert "--weights" in capsys.readouterr().err
+    assert not (work / "w.pt").exists()
+
+
 def test_finetune_stops_at_max_steps_with_a_validation_and_resumes_to_nothing(work: Path, ft_run: Path) -> None:
     args = [*_cfg(work), "--set", "finetune.run=ft-steps", "--set", "finetune.init=checkpoint",
             "--set", f"finetune.init_checkpoint={ft_run / 'best.pt'}", "--set", "finetune.epochs=5",

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Session 19 (issue #13): session 18's narrowband repair interpolated back towards 0.6.0 (WiSE-FT),
+# and a no-op control (results/v16/SELECTION-wise.md). Needs what train/build_nb_v15.sh all2 made:
+# runs/v060, runs/ft-v15-nb2, cache/nbsweep2 (labelled), cache/anchor15/manifest-self.csv,
+# cache/nbsweep2-test, and the label-free sets named in its evaluate stage.
+# Usage: bash train/build_wise_v16.sh [wise|test|noop|eval|rule|all|ship] [CONFIG]
+#   wise : wise-25/50/75 = weight means of 0.6.0 and ft-v15-nb2, each with the LOUD hinge re-fitted
+#   test : the fresh test set (300 clips, seed 1914, v2 render), both teachers (about 10 min)
+#   noop : the control ft-v16-noop: session 18's second recipe, the narrowband rows labelled by 0.6.0
+#   eval : both fresh sets (new one judged), human-rated views, bootstrap, label-free guards, sanity
+#   rule : results/v16/selection.md;  ship: its winner (if any) as 0.7.0
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CFG=${2:-configs/train/small.toml}
+INC=runs/v060-hinge-loud/best.pt; D=results/v16; T=cache/nbsweep3-test; N=cache/nbsweep2
+CANDS="wise-25-h wise-50-h wise-75-h"; CONTROL=ft-v16-noop-h
+NAMES="$CANDS $CONTROL"; PATHS=$(for n in $NAMES; do printf 'runs/%s/best.pt ' "$n"; done)
+mkdir -p logs $D
+
+hinge() {  # $1 checkpoint, $2 name: the LOUD hinge re-fitted exactly as 0.6.2's
+  python -m train level-hinge --checkpoint "$1" --manifest cache/win11/manifest-w23.csv \
+    --manifest cache/levelsweep/manifest.csv --cache "cache/v16-$2-rows.npz" --outputs loud --out "runs/$2/best.pt"
+}
+wise() {
+  for a in 25 50 75; do
+    python -m train average --checkpoints runs/v060/best.pt runs/ft-v15-nb2/best.pt \
+      --weights "$((100 - a))" "$a" --out "runs/wise-$a/best.pt"
+    hinge "runs/wise-$a/best.pt" "wise-$a-h"
+  done
+}
+test_set() {
+  python -m train nb-sweep --out-dir $T --train 0 --val 0 --test 300 --seed 1914 --render v2
+  bash train/label_both_teachers.sh $T/manifest.csv "$CFG"
+}
+noop() {
+  [ -f $N/manifest-self.csv ] || python -m train self-label --manifest $N/manifest.csv --model runs/v060/best.pt \
+    --out $N/manifest-self.csv
+  python - <<'PY'
+import csv
+anchor = list(csv.DictReader(open("cache/anchor15/manifest-self.csv", newline="", encoding="utf-8")))
+for r in anchor:  # paths relative to cache/nbsweep2/
+    r["filepath_deg"] = "../anchor15/" + r["filepath_deg"]
+nb = list(csv.DictReader(open("cache/nbsweep2/manifest-self.csv", newline="", encoding="utf-8")))
+cols = list(dict.fromkeys(list(nb[0]) + list(anchor[0])))
+with open("cache/nbsweep2/manifest-mix-noop.csv", "w", newline="", encoding="utf-8") as f:
+    w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(nb + anchor)
+print(f"cache/nbsweep2/manifest-mix-noop.csv: {len(nb)} narrowband + {len(anchor)} anchor rows, all by 0.6.0")
+PY
+  python -m train finetune --config "$CFG" --set finetune.run=ft-v16-noop \
+    --set finetune.manifest=$N/manifest-mix-noop.csv --set finetune.init=checkpoint \
+    --set finetune.init_checkpoint=runs/v060/best.pt --set finetune.schedule=cosine \
+    --set finetune.total_steps=1000 --set finetune.max_steps=1000 --set finetune.lr=1e-4 \
+    --set finetune.encoder_lr=5e-5 --set finetune.crop_s=0 --set finetune.max_minutes=120 \
+    --set finetune.val_minutes=6 --set finetune.val_max_clips=400 --set finetune.snapshots=true \
+    >> logs/ft-v16-noop.log 2>&1
+  hinge runs/ft-v16-noop/best.pt $CONTROL
+}
+evaluate() {
+  local models='"'$INC'"'; for p in $PATHS; do models="$models,\"$p\""; done
+  python results/v15/nb_agreement.py $INC $PATHS runs/ft-v15-nb2-h/best.pt --manifest $T/manifest-w23.csv \
+    --json $D/fresh.json --predictions $D/fresh-predictions.npz > $D/fresh.md
+  python results/v15/nb_agreement.py $INC $PATHS runs/ft-v15-nb2-h/best.pt --manifest cache/nbsweep2-test/manifest-w23.csv \
+    --json $D/fresh-v15.json > $D/fresh-v15.md
+  python -m train evaluate --config "$CFG" --set "evaluate.models=[$models]" \
+    --set 'evaluate.datasets=["p835-wb","p835-fb","p835-nb","vmos24-t3"]' --set evaluate.out_dir=$D/eval
+  python results/eval/paired_bootstrap.py --reference v060-hinge-loud $INC $PATHS --json $D/bootstrap.json > $D/bootstrap.md
+  python -m train agreement --model $INC $(for p in $PATHS; do echo --model $p; done) \
+    --corpus cache/win11/manifest-w23.csv --realchain cache/realchain/manifest.csv --sim-max 878 --out-dir $D/agreement
+  python -m train agreement --model $INC $(for p in $PATHS; do echo --model $p; done) \
+    --realchain cache/realchain-webrtc/manifest.csv --out-dir $D/realchain-webrtc
+  python results/v13/level_agreement.py $INC $PATHS --manifest cache/levelsweep-fresh/manifest.csv \
+    --json $D/level-agreement-fresh.json > $D/level-agreement-fresh.md
+  python results/v12/voip_symptom_probe.py --per-cell 6 --no-distillmos --out-dir cache/v16probe $INC $PATHS > $D/probe.md
+  cp cache/v16probe/scores.csv $D/probe-scores.csv
+  python results/v15/probe_variants.py $INC $PATHS --probe cache/v16probe --groups $D/probe-scores.csv > $D/probe-variants.md
+  for n in $NAMES; do
+    python -m train sanity --config "$CFG" --model "runs/$n/best.pt" --strict --teacher-reference \
+      --set sanity.out_dir="$D/sanity-$n" > "$D/sanity-$n.txt" || true
+  done
+}
+rule() {
+  python results/v16/apply_rule.py > $D/selection.md
+  grep '^winner:' $D/selection.md
+}
+ship() {
+  local name; name=$(sed -n 's/^winner: \([^ ]*\)$/\1/p' $D/selection.md)
+  case "$name" in ""|none*) echo "$D/selection.md names no winner: 0.6.2 stays" >&2; return 1 ;; esac
+  echo "winner $name: ship stage to be written" >&2; return 1
+}
+case "${1:-all}" in
+  wise) wise ;; test) test_set ;; noop) noop ;; eval) evaluate ;; rule) rule ;; ship) ship ;;
+  all) wise; test_set; noop; evaluate; rule ;;
+  *) echo "usage: $0 [wise|test|noop|eval|rule|all|ship] [CONFIG]" >&2; exit 2 ;;
+esac
