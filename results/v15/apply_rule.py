@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -40,15 +41,21 @@ RMSE_CUT = 0.20
 MEAN_SLACK = 0.002
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rule", choices=sorted(RULES), default="nb")
-    args = p.parse_args()
-    title, d, run = RULES[args.rule]
-    candidates = [f"{run}-h", f"{run}-avg-h"]  # the rule's fixed pair
+FreshTest = Callable[[str, dict[str, float], dict[str, float]], tuple[bool, str]]
 
+
+def twenty_percent_cut(m: str, f: dict[str, float], f0: dict[str, float]) -> tuple[bool, str]:
+    """Session 18's (a): fresh MOS RMSE at least 20 % below 0.6.2's and MOS PCC not below it."""
+    change = f["mos_rmse"] / f0["mos_rmse"] - 1
+    return change <= -RMSE_CUT and f["mos_pcc"] >= f0["mos_pcc"], f"{f['mos_rmse']:.3f} ({100 * change:+.1f} %)"
+
+
+def judge(title: str, d: Path, candidates: list[str], fresh_test: FreshTest, fresh_name: str = "nb-fresh.json",
+          controls: tuple[str, ...] = ()) -> str | None:
+    """Print the four-view table and the rule's row for every candidate (and control); return the winner."""
     def role_of(m: str) -> str:
-        return "incumbent (0.6.2)" if m == INCUMBENT else "candidate" if m in candidates else "peer"
+        return ("incumbent (0.6.2)" if m == INCUMBENT else "candidate" if m in candidates
+                else "control" if m in controls else "peer")
 
     pcc, models = v12.read_mos_pcc([str(d / "eval" / "eval.csv")])
     print(f"# {title}. Mean MOS PCC over the four human-rated views\n")
@@ -58,7 +65,7 @@ def main() -> None:
     probe = v12.probe_pcc(d / "probe-scores.csv")
     sweep = json.loads((d / "level-agreement-fresh.json").read_text(encoding="utf-8"))["models"]
     sweep_rmse = {Path(k).parent.name: v["rmse"]["mos"] for k, v in sweep.items()}
-    fresh = {Path(k).parent.name: v for k, v in json.loads((d / "nb-fresh.json").read_text(encoding="utf-8")).items()}
+    fresh = {Path(k).parent.name: v for k, v in json.loads((d / fresh_name).read_text(encoding="utf-8")).items()}
     guards = v14.GUARDS
     inc = [agree[(INCUMBENT, v, grp, k)] for v, grp, k, _ in guards]
     f0 = fresh[INCUMBENT]
@@ -70,10 +77,9 @@ def main() -> None:
           f"{inc[0]:.3f} | {inc[1]:.3f} | {inc[2]:.3f} | {probe[INCUMBENT]:.3f} | {sweep_rmse[INCUMBENT]:.3f} | | "
           f"{'yes' if v12.sanity_passed(HERE.parent / 'v13' / 'loud', INCUMBENT) else 'see results/sanity'} | |")
     passing = []
-    for m in candidates:
+    for m in [*candidates, *controls]:
         f = fresh[m]
-        change = f["mos_rmse"] / f0["mos_rmse"] - 1
-        a = change <= -RMSE_CUT and f["mos_pcc"] >= f0["mos_pcc"]
+        a, shown = fresh_test(m, f, f0)
         below = [v for v in v12.HUMAN_VIEWS if boot.get(v, {}).get(m, {}).get("diff_hi", 0.0) < 0.0]
         dmean = means[m] - means[INCUMBENT]
         b = not below and dmean >= -MEAN_SLACK
@@ -83,14 +89,25 @@ def main() -> None:
         c = c and probe[m] - probe[INCUMBENT] >= v14.PROBE_LIMIT and sweep_rmse[m] - sweep_rmse[INCUMBENT] <= v14.SWEEP_LIMIT
         sane = v12.sanity_passed(d, m)
         q = a and b and c and bool(sane)
-        if q:
+        if q and m in candidates:
             passing.append((f["mos_rmse"], m))
-        print(f"| {m} | {f['mos_rmse']:.3f} ({100 * change:+.1f} %) | {f['mos_pcc']:.3f} | {'yes' if a else 'no'} | "
+        label = f"{m} (control)" if m in controls else m
+        print(f"| {label} | {shown} | {f['mos_pcc']:.3f} | {'yes' if a else 'no'} | "
               f"{dmean:+.4f} | {', '.join(below) or 'none'} | {'yes' if b else 'no'} | "
               f"{vals[0]:.3f} | {vals[1]:.3f} | {vals[2]:.3f} | {probe[m]:.3f} | {sweep_rmse[m]:.3f} | "
-              f"{'yes' if c else 'no'} | {'not run' if sane is None else 'yes' if sane else 'no'} | {'yes' if q else 'no'} |")
+              f"{'yes' if c else 'no'} | {'not run' if sane is None else 'yes' if sane else 'no'} | "
+              f"{'n/a' if m in controls else 'yes' if q else 'no'} |")
     winner = min(passing)[1] if passing else None
     print(f"\nwinner: {winner or 'none (0.6.2 stays)'}")
+    return winner
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rule", choices=sorted(RULES), default="nb")
+    args = p.parse_args()
+    title, d, run = RULES[args.rule]
+    judge(title, d, [f"{run}-h", f"{run}-avg-h"], twenty_percent_cut)  # the rule's fixed pair
 
 
 if __name__ == "__main__":
