@@ -84,10 +84,29 @@ rule() {
   python results/v16/apply_rule.py > $D/selection.md
   grep '^winner:' $D/selection.md
 }
-ship() {
+ship() {  # $D/selection.md's winner as exported/livesqa-small.onnx 0.7.0, with its checks, card and sample call
   local name; name=$(sed -n 's/^winner: \([^ ]*\)$/\1/p' $D/selection.md)
-  case "$name" in ""|none*) echo "$D/selection.md names no winner: 0.6.2 stays" >&2; return 1 ;; esac
-  echo "winner $name: ship stage to be written" >&2; return 1
+  case "$name" in ""|none) echo "$D/selection.md names no winner: 0.6.2 stays" >&2; return 1 ;; esac
+  local a=${name#wise-}; a=${a%-h}
+  [ -f cache/livesqa-small-0.6.2.onnx ] || git show f6b4ed6:exported/livesqa-small.onnx > cache/livesqa-small-0.6.2.onnx
+  python -m train export --checkpoint "runs/$name/best.pt" --out exported/livesqa-small.onnx --name livesqa-small \
+    --version 0.7.0 --licence "CC BY-NC-SA 4.0 (trained on NISQA outputs)" --training-data "weights = $((100 - a)) % \
+livesqa-small 0.6.0 (see the 0.6.2 card) + $a % of ft-v15-nb2, 0.6.0 fine-tuned 1,000 steps on 2,200 narrowband-path \
+clips (train/nb_sweep.py --render v2: clipping, lost frames or noise at the device, then G.711/AMR-NB/GSM at 8 kHz or a \
+300-3400 Hz band, or a wideband control; MOS = 2/3 NISQA v2 + 1/3 DistillMOS, NOI/COL/DIS/LOUD = NISQA v2) mixed with \
+0.6.0's own scores on 3,639 simulator clips and 4,097 real-call crops; LOUD level hinge re-fitted as 0.6.2's \
+(results/v16/SELECTION-wise.md)"
+  python -m train sanity --config "$CFG" --model exported/livesqa-small.onnx --teacher-reference --strict
+  local S=$D/ship; mkdir -p $S/sanity $S/bench
+  cp results/sanity/sanity.md results/sanity/sanity.json $S/sanity/
+  cp -r $D/eval $S/
+  python -m train agreement --model cache/livesqa-small-0.6.2.onnx --model exported/livesqa-small.onnx \
+    --corpus cache/win11/manifest-w23.csv --realchain cache/realchain/manifest.csv --sim-max 878 --out-dir $S/agreement
+  python -m train bench --models exported/livesqa-small.onnx cache/livesqa-small-0.6.2.onnx \
+    --nisqa "${LIVESQA_DATA_ROOT:-../shared/data}/weights/nisqa/nisqa.tar" > $S/bench/bench.md
+  python -m train card --model exported/livesqa-small.onnx --results $S \
+    --asr-from-card exported/livesqa-small.card.json --probing results/probing-asr-small-v2 --recipe train/build_wise_v16.sh
+  python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
 }
 case "${1:-all}" in
   wise) wise ;; test) test_set ;; noop) noop ;; eval) evaluate ;; rule) rule ;; ship) ship ;;
