@@ -116,10 +116,11 @@ class FinetuneConfig:
 
 def same_architecture(a: ModelConfig, b: ModelConfig) -> bool:
     """Equal configs, or equal up to the streaming keys (causal conv, chunk positions,
-    ``[model.streaming]``): those change masks and padding, not one parameter's name or
-    shape, so a windowed model can warm-start its own streaming version (issue #18)."""
+    ``[model.streaming]``) and dropout: those change masks, padding and training noise, not one
+    parameter's name or shape, so a windowed model can warm-start its own streaming version
+    (issue #18) and a converged model can be fine-tuned without dropout (session 19)."""
     def windowed(c: ModelConfig) -> ModelConfig:
-        enc = dataclasses.replace(c.encoder, causal_conv=False, positions="absolute")
+        enc = dataclasses.replace(c.encoder, causal_conv=False, positions="absolute", dropout=0.0)
         return dataclasses.replace(c, encoder=enc, streaming=StreamingConfig())
     return a == b or windowed(a) == windowed(b)
 

@@ -41,13 +41,25 @@ LEVELS_DBFS = (-36.0, -16.0)
 NB_PATHS = (("g711-alaw", ""), ("g711-ulaw", ""), ("amr-nb", None), ("gsm", ""), ("band", ""))
 WB_PATHS = (("amr-wb", None), ("g722", "64k"), ("none", ""))
 DEFAULT_COUNTS = {"train": 2000, "val": 200, "test": 300}
+FAULTS = ("hot", "loss", "noise", "none")
+DEFAULT_FAULT_SHARES = (0.4, 0.3, 0.15, 0.15)
 
 
-def device_fault(x: np.ndarray, noise: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """One fault at the talker's device (or none) -> (audio, label)."""
+def fault_thresholds(shares: tuple[float, ...] = DEFAULT_FAULT_SHARES) -> tuple[float, float, float]:
+    """Cumulative shares of hot, loss and noise (none takes the rest): where one uniform draw falls."""
+    if len(shares) != len(FAULTS) or any(s < 0 for s in shares) or sum(shares) <= 0:
+        raise ConfigError(f"--faults: four shares >= 0 for {', '.join(FAULTS)}, e.g. 0.4,0.3,0.15,0.15")
+    total = sum(shares)
+    c = np.cumsum([s / total for s in shares[:3]])
+    return float(c[0]), float(c[1]), float(c[2])
+
+
+def device_fault(x: np.ndarray, noise: np.ndarray, rng: np.random.Generator,
+                 thresholds: tuple[float, float, float] = (0.4, 0.7, 0.85)) -> tuple[np.ndarray, str]:
+    """One fault at the talker's device (or none) -> (audio, label); ``thresholds`` from fault_thresholds."""
     sr = SAMPLE_RATE_HZ
     u = rng.random()
-    if u < 0.4:
+    if u < thresholds[0]:
         how = str(rng.choice(["hard", "soft", "limiter"], p=[0.6, 0.2, 0.2]))
         level = dg.active_level_db(x, sr)
         gain = float(rng.uniform(-level - 20, -level + 12))  # active level -20..+12 dBFS after the gain
@@ -55,7 +67,7 @@ def device_fault(x: np.ndarray, noise: np.ndarray, rng: np.random.Generator) -> 
         if rng.random() < 0.5:  # a later stage brings it back to talking level
             y = dg.set_level(y, sr, float(rng.uniform(-30, -20)))
         return y, f"hot:{how}@{level + gain:+.0f}dBFS"
-    if u < 0.7:
+    if u < thresholds[1]:
         frame_ms = float(rng.choice([10.0, 20.0, 40.0, 60.0, 80.0]))
         rate = float(np.exp(rng.uniform(np.log(0.01), np.log(0.3))))
         burst = float(rng.choice([1.0, rng.uniform(1.5, 4.0)]))
@@ -63,7 +75,7 @@ def device_fault(x: np.ndarray, noise: np.ndarray, rng: np.random.Generator) -> 
         frame = round(frame_ms * sr / 1000)
         lost = plc.gilbert_elliott_mask(len(x) // frame, rate, burst, rng)
         return dg.conceal(x, lost, frame, method), f"loss:{method}{frame_ms:.0f}ms@{100 * rate:.0f}%b{burst:.1f}"  # type: ignore[arg-type]
-    if u < 0.85:
+    if u < thresholds[2]:
         snr = float(rng.uniform(0, 25))
         return dg.add_noise(x, noise, snr, sr, rng), f"noise@{snr:.0f}dB"
     return x, "none"
@@ -103,8 +115,10 @@ def path(x: np.ndarray, rng: np.random.Generator, render: str = "v1") -> tuple[n
     return (below_full_scale(y) if render == "v2" else y), label
 
 
-def build(out_dir: Path, data_root: Path, counts: dict[str, int], seed: int = 18, render: str = "v1") -> Path:
+def build(out_dir: Path, data_root: Path, counts: dict[str, int], seed: int = 18, render: str = "v1",
+          fault_shares: tuple[float, ...] = DEFAULT_FAULT_SHARES) -> Path:
     """Write the clips and their manifest (unlabelled); an existing manifest is kept as it is."""
+    thresholds = fault_thresholds(fault_shares)
     from tqdm import tqdm
 
     manifest = out_dir / "manifest.csv"
@@ -121,7 +135,7 @@ def build(out_dir: Path, data_root: Path, counts: dict[str, int], seed: int = 18
         utt, x = talker_window(speech, n_samples, rng)
         x = dg.set_level(x, SAMPLE_RATE_HZ, float(rng.uniform(*LEVELS_DBFS)))
         noise_path = noises[int(rng.integers(len(noises)))]
-        y, fault = device_fault(x, _load(noise_path, SAMPLE_RATE_HZ), rng)
+        y, fault = device_fault(x, _load(noise_path, SAMPLE_RATE_HZ), rng, thresholds)
         y, link = path(y, rng, render)
         name = f"{split}_{i:04d}.flac"
         write_clip(out_dir / "clips" / name, dg.saturate(y), SAMPLE_RATE_HZ)
@@ -143,12 +157,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render", default="v1", choices=RENDERS,
                         help="v1: back to 16 kHz through ffmpeg and clipped (session 18's first set); v2: the "
                              "narrowband leg at 8 kHz, soxr to 16 kHz, a gain instead of a clip")
+    parser.add_argument("--faults", default=",".join(str(v) for v in DEFAULT_FAULT_SHARES),
+                        help="shares of the device faults hot,loss,noise,none (default 0.4,0.3,0.15,0.15)")
     parser.add_argument("--data-root")
     args = parser.parse_args(argv)
+    try:
+        shares = tuple(float(v) for v in args.faults.split(","))
+    except ValueError:
+        raise ConfigError(f"--faults {args.faults!r}: four numbers separated by commas") from None
     counts = {s: n for s, n in (("train", args.train), ("val", args.val), ("test", args.test)) if n > 0}
     if not counts:
         raise ConfigError("nothing to make: every split count is 0")
-    manifest = build(Path(args.out_dir), resolve_data_root(args.data_root), counts, args.seed, args.render)
+    manifest = build(Path(args.out_dir), resolve_data_root(args.data_root), counts, args.seed, args.render,
+                     shares)
     print(f"wrote {manifest}; label it with `python -m train label --manifest {manifest} "
           "--teachers nisqa,distillmos --mos-combination mean --no-dnsmos`")
     return 0

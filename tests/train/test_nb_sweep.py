@@ -78,3 +78,21 @@ def test_build_writes_split_talkers_four_second_clips_and_keeps_an_existing_mani
 def test_cli_refuses_when_every_split_is_empty(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="every split count is 0"):
         nb_sweep.main(["--out-dir", str(tmp_path / "x"), "--train", "0", "--val", "0", "--test", "0"])
+
+
+def test_fault_shares_choose_the_device_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--faults 0,0,1,0 makes every clip a noisy one; the default shares keep session 18's thresholds."""
+    assert nb_sweep.fault_thresholds() == pytest.approx((0.4, 0.7, 0.85))
+    root = make_fake_data_root(tmp_path / "data")
+    monkeypatch.setattr(nb_sweep, "NB_PATHS", (("band", ""),))
+    monkeypatch.setattr(nb_sweep, "WB_PATHS", (("none", ""),))
+    manifest = nb_sweep.build(tmp_path / "nb", root, {"train": 5}, seed=3, fault_shares=(0, 0, 1, 0))
+    rows = list(csv.DictReader(manifest.open()))
+    assert [r["con"] for r in rows] == ["noise"] * 5 and all(r["noise_file"] for r in rows)
+
+
+@pytest.mark.parametrize("faults", ["0.5,0.5", "a,b,c,d", "-1,1,1,1", "0,0,0,0"])
+def test_cli_refuses_bad_fault_shares(tmp_path: Path, faults: str) -> None:
+    with pytest.raises(ConfigError, match="--faults"):
+        nb_sweep.main(["--out-dir", str(tmp_path / "x"), f"--faults={faults}"])
+    assert not (tmp_path / "x").exists()
