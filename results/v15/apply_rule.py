@@ -51,8 +51,11 @@ def twenty_percent_cut(m: str, f: dict[str, float], f0: dict[str, float]) -> tup
 
 
 def judge(title: str, d: Path, candidates: list[str], fresh_test: FreshTest, fresh_name: str = "nb-fresh.json",
-          controls: tuple[str, ...] = ()) -> str | None:
-    """Print the four-view table and the rule's row for every candidate (and control); return the winner."""
+          controls: tuple[str, ...] = (), margin: float = 0.0) -> str | None:
+    """Print the four-view table and the rule's row for every candidate (and control); return the winner.
+
+    A human-rated view counts against a candidate when the paired bootstrap puts it below 0.6.2 by
+    more than ``margin`` (the upper end of the 95 % interval of the difference below -margin)."""
     def role_of(m: str) -> str:
         return ("incumbent (0.6.2)" if m == INCUMBENT else "candidate" if m in candidates
                 else "control" if m in controls else "peer")
@@ -80,7 +83,7 @@ def judge(title: str, d: Path, candidates: list[str], fresh_test: FreshTest, fre
     for m in [*candidates, *controls]:
         f = fresh[m]
         a, shown = fresh_test(m, f, f0)
-        below = [v for v in v12.HUMAN_VIEWS if boot.get(v, {}).get(m, {}).get("diff_hi", 0.0) < 0.0]
+        below = [v for v in v12.HUMAN_VIEWS if boot.get(v, {}).get(m, {}).get("diff_hi", 0.0) < -margin]
         dmean = means[m] - means[INCUMBENT]
         b = not below and dmean >= -MEAN_SLACK
         vals = [agree[(m, v, grp, k)] for v, grp, k, _ in guards]

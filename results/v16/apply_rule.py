@@ -1,15 +1,18 @@
-"""Apply session 19's rule (results/v16/SELECTION-wise.md) to the v16 evaluation; every row is printed.
+"""Apply session 19's rules (results/v16/SELECTION-*.md) to the v16 evaluation; every row is printed.
 
-    python results/v16/apply_rule.py > results/v16/selection.md
+    python results/v16/apply_rule.py --rule wise > results/v16/selection.md
+    python results/v16/apply_rule.py --rule nbn > results/v16/nbn/selection.md
 
 (a) on the new fresh narrowband-path set, MOS RMSE against the target below 0.6.2's by a margin the
 paired bootstrap resolves (2,000 resamples of the clips, seed 0, 95 % interval of the difference
 below zero) and MOS PCC not below 0.6.2's; (b)-(d) as session 18's (results/v15/apply_rule.py).
-The no-op control is printed with the candidates and can never win.
+The no-op control is printed with the candidates and can never win. The second rule (nbn) is the
+same with (b)'s margin 0.005 (a view is lost when resolved below 0.6.2 by more than that).
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 from pathlib import Path
 from types import ModuleType
@@ -17,8 +20,12 @@ from types import ModuleType
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-CANDIDATES = ["wise-25-h", "wise-50-h", "wise-75-h"]
-CONTROL = "ft-v16-noop-h"
+RULES = {  # rule -> (title, results folder, candidates, controls, (b)'s margin)
+    "wise": ("Session 19: the narrowband repair interpolated towards 0.6.0 (SELECTION-wise.md)", HERE,
+             ["wise-25-h", "wise-50-h", "wise-75-h"], ("ft-v16-noop-h",), 0.0),
+    "nbn": ("Session 19: the repair without dropout, narrowband noise taught (SELECTION-nbn.md)", HERE / "nbn",
+            ["ft-v16-nbn-h", "ft-v16-nbn-avg-h"], (), 0.005),
+}
 RESAMPLES = 2000
 
 
@@ -45,7 +52,10 @@ def rmse_diff_interval(pred: np.ndarray, ref: np.ndarray, target: np.ndarray, se
 
 
 def main() -> None:
-    saved = np.load(HERE / "fresh-predictions.npz")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rule", choices=sorted(RULES), default="wise")
+    title, d, candidates, controls, margin = RULES[p.parse_args().rule]
+    saved = np.load(d / "fresh-predictions.npz")
     target = saved["target"][:, 0]
     ref = saved[v15.INCUMBENT][:, 0]
 
@@ -55,8 +65,7 @@ def main() -> None:
         return hi < 0.0 and f["mos_pcc"] >= f0["mos_pcc"], (
             f"{f['mos_rmse']:.3f} ({100 * change:+.1f} %; diff {diff:+.3f} [{lo:+.3f}, {hi:+.3f}])")
 
-    v15.judge("Session 19: the narrowband repair interpolated towards 0.6.0 (SELECTION-wise.md)", HERE,
-              CANDIDATES, resolved_cut, fresh_name="fresh.json", controls=(CONTROL,))
+    v15.judge(title, d, candidates, resolved_cut, fresh_name="fresh.json", controls=controls, margin=margin)
 
 
 if __name__ == "__main__":
