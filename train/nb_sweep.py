@@ -11,7 +11,7 @@ harmonics stay in the band the student hears. This set renders the order a real 
 Each 4 s clip: one talker of the split at an active level of -36..-16 dBFS, then one fault at the
 device (hot input gain into a hard/soft clipper or a peak limiter, 40 %; frames of 10-80 ms lost at
 1-30 %, random or bursty, by zero insertion, fade or repetition, 30 %; noise at 0-25 dB SNR, 15 %;
-none, 15 %), then the path: 70 % narrowband (G.711 A-/mu-law, AMR-NB at a drawn rate, GSM, or a
+none, 15 %; ``--faults`` changes the shares and can add MNRU at Q 5-40 dB), then the path: 70 % narrowband (G.711 A-/mu-law, AMR-NB at a drawn rate, GSM, or a
 300-3400 Hz band through 8 kHz), 30 % wideband as a control (AMR-WB, G.722 or none). Splits are the
 simulator's (``train.sim_catalogue``). Written with a corpus manifest, so ``python -m train label``
 gives both teachers' labels and ``python -m train self-label`` a model's own.
@@ -41,21 +41,26 @@ LEVELS_DBFS = (-36.0, -16.0)
 NB_PATHS = (("g711-alaw", ""), ("g711-ulaw", ""), ("amr-nb", None), ("gsm", ""), ("band", ""))
 WB_PATHS = (("amr-wb", None), ("g722", "64k"), ("none", ""))
 DEFAULT_COUNTS = {"train": 2000, "val": 200, "test": 300}
-FAULTS = ("hot", "loss", "noise", "none")
-DEFAULT_FAULT_SHARES = (0.4, 0.3, 0.15, 0.15)
+FAULTS = ("hot", "loss", "noise", "none", "mnru")
+DEFAULT_FAULT_SHARES = (0.4, 0.3, 0.15, 0.15, 0.0)
+MNRU_Q_DB = (5.0, 40.0)
 
 
-def fault_thresholds(shares: tuple[float, ...] = DEFAULT_FAULT_SHARES) -> tuple[float, float, float]:
-    """Cumulative shares of hot, loss and noise (none takes the rest): where one uniform draw falls."""
+def fault_thresholds(shares: tuple[float, ...] = DEFAULT_FAULT_SHARES) -> tuple[float, float, float, float]:
+    """Cumulative shares of hot, loss, noise and mnru (none takes the rest): where one uniform draw falls.
+
+    Four shares leave mnru out (session 18's sets); the order keeps those sets' draws unchanged."""
+    if len(shares) == 4:
+        shares = (*shares, 0.0)
     if len(shares) != len(FAULTS) or any(s < 0 for s in shares) or sum(shares) <= 0:
-        raise ConfigError(f"--faults: four shares >= 0 for {', '.join(FAULTS)}, e.g. 0.4,0.3,0.15,0.15")
+        raise ConfigError(f"--faults: four or five shares >= 0 for {', '.join(FAULTS)}, e.g. 0.4,0.3,0.15,0.15")
     total = sum(shares)
-    c = np.cumsum([s / total for s in shares[:3]])
-    return float(c[0]), float(c[1]), float(c[2])
+    hot, loss, noise, _none, mnru = (s / total for s in shares)
+    return hot, hot + loss, hot + loss + noise, hot + loss + noise + mnru
 
 
 def device_fault(x: np.ndarray, noise: np.ndarray, rng: np.random.Generator,
-                 thresholds: tuple[float, float, float] = (0.4, 0.7, 0.85)) -> tuple[np.ndarray, str]:
+                 thresholds: tuple[float, float, float, float] = (0.4, 0.7, 0.85, 0.85)) -> tuple[np.ndarray, str]:
     """One fault at the talker's device (or none) -> (audio, label); ``thresholds`` from fault_thresholds."""
     sr = SAMPLE_RATE_HZ
     u = rng.random()
@@ -78,6 +83,9 @@ def device_fault(x: np.ndarray, noise: np.ndarray, rng: np.random.Generator,
     if u < thresholds[2]:
         snr = float(rng.uniform(0, 25))
         return dg.add_noise(x, noise, snr, sr, rng), f"noise@{snr:.0f}dB"
+    if u < thresholds[3]:  # speech-correlated noise (P.810 MNRU): a signal distortion that is not clipping
+        q = float(rng.uniform(*MNRU_Q_DB))
+        return dg.mnru(x, q, rng).astype(np.float32), f"mnru@Q{q:.0f}dB"
     return x, "none"
 
 
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="v1: back to 16 kHz through ffmpeg and clipped (session 18's first set); v2: the "
                              "narrowband leg at 8 kHz, soxr to 16 kHz, a gain instead of a clip")
     parser.add_argument("--faults", default=",".join(str(v) for v in DEFAULT_FAULT_SHARES),
-                        help="shares of the device faults hot,loss,noise,none (default 0.4,0.3,0.15,0.15)")
+                        help="shares of the device faults hot,loss,noise,none[,mnru] (default 0.4,0.3,0.15,0.15,0)")
     parser.add_argument("--data-root")
     args = parser.parse_args(argv)
     try:

@@ -82,16 +82,27 @@ def test_cli_refuses_when_every_split_is_empty(tmp_path: Path) -> None:
 
 def test_fault_shares_choose_the_device_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--faults 0,0,1,0 makes every clip a noisy one; the default shares keep session 18's thresholds."""
-    assert nb_sweep.fault_thresholds() == pytest.approx((0.4, 0.7, 0.85))
+    assert nb_sweep.fault_thresholds() == pytest.approx((0.4, 0.7, 0.85, 0.85))
+    assert nb_sweep.fault_thresholds((0.4, 0.3, 0.15, 0.15)) == nb_sweep.fault_thresholds()
     root = make_fake_data_root(tmp_path / "data")
     monkeypatch.setattr(nb_sweep, "NB_PATHS", (("band", ""),))
     monkeypatch.setattr(nb_sweep, "WB_PATHS", (("none", ""),))
     manifest = nb_sweep.build(tmp_path / "nb", root, {"train": 5}, seed=3, fault_shares=(0, 0, 1, 0))
     rows = list(csv.DictReader(manifest.open()))
     assert [r["con"] for r in rows] == ["noise"] * 5 and all(r["noise_file"] for r in rows)
+    mnru = nb_sweep.build(tmp_path / "mnru", root, {"train": 3}, seed=3, fault_shares=(0, 0, 0, 0, 1))
+    assert [r["con"] for r in csv.DictReader(mnru.open())] == ["mnru"] * 3
 
 
-@pytest.mark.parametrize("faults", ["0.5,0.5", "a,b,c,d", "-1,1,1,1", "0,0,0,0"])
+def test_mnru_at_the_device_is_speech_correlated_noise() -> None:
+    """The mnru fault adds noise that follows the talker (silent in a pause), unlike the noise fault."""
+    x = np.concatenate([_talker(2.0), np.zeros(SR, np.float32)])
+    y, label = nb_sweep.device_fault(x, np.zeros(SR, np.float32), np.random.default_rng(0), (0, 0, 0, 1))
+    assert label.startswith("mnru@Q") and not np.allclose(y[:SR], x[:SR])
+    assert np.all(y[-SR:] == 0)
+
+
+@pytest.mark.parametrize("faults", ["0.5,0.5", "a,b,c,d", "-1,1,1,1", "0,0,0,0", "1,1,1,1,1,1"])
 def test_cli_refuses_bad_fault_shares(tmp_path: Path, faults: str) -> None:
     with pytest.raises(ConfigError, match="--faults"):
         nb_sweep.main(["--out-dir", str(tmp_path / "x"), f"--faults={faults}"])
