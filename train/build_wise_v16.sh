@@ -3,7 +3,8 @@
 # and a no-op control (results/v16/SELECTION-wise.md). Needs what train/build_nb_v15.sh all2 made:
 # runs/v060, runs/ft-v15-nb2, cache/nbsweep2 (labelled), cache/anchor15/manifest-self.csv,
 # cache/nbsweep2-test, and the label-free sets named in its evaluate stage.
-# Usage: bash train/build_wise_v16.sh [wise|test|noop|eval|rule|all|ship|data2|train2|test2|eval2|rule2|all2|ship2] [CONFIG]
+# Usage: bash train/build_wise_v16.sh [wise|test|noop|eval|rule|all|ship|data2|train2|test2|eval2|rule2|all2|ship2|
+#                                     data3|train3|test3|eval3|rule3|all3|ship3] [CONFIG]
 #   wise : wise-25/50/75 = weight means of 0.6.0 and ft-v15-nb2, each with the LOUD hinge re-fitted
 #   test : the fresh test set (300 clips, seed 1914, v2 render), both teachers (about 10 min)
 #   noop : the control ft-v16-noop: session 18's second recipe, the narrowband rows labelled by 0.6.0
@@ -12,14 +13,18 @@
 #   the second rule (results/v16/SELECTION-nbn.md), in results/v16/nbn/:
 #   data2 : the narrowband-noise set (1,100 clips), both teachers;  train2: ft-v16-nbn (dropout 0),
 #   its snapshot mean, the hinge on both;  test2: its fresh set (seed 1915);  eval2, rule2, ship2
+#   the third rule (results/v16/SELECTION-mnru.md), in results/v16/mnru/: data3 (the MNRU set), train3
+#   (ft-v16-mnru: the second manifest + that set), test3 (seed 1916), eval3, rule3, ship3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CFG=${2:-configs/train/small.toml}
 INC=runs/v060-hinge-loud/best.pt; D=results/v16; T=cache/nbsweep3-test; N=cache/nbsweep2
 CANDS="wise-25-h wise-50-h wise-75-h"; CONTROL=ft-v16-noop-h
 NAMES="$CANDS $CONTROL"; RULE=wise
-second() {  # the second rule's folders and candidates
-  D=results/v16/nbn; T=cache/nbsweep4-test; CANDS="ft-v16-nbn-h ft-v16-nbn-avg-h"; CONTROL=""; NAMES=$CANDS; RULE=nbn
+second() {  # $1 = nbn (the second rule) | mnru (the third): folders, candidates, the fresh set's seed
+  RULE=${1:-nbn}; D=results/v16/$RULE; RUN=ft-v16-$RULE; CANDS="$RUN-h $RUN-avg-h"; CONTROL=""; NAMES=$CANDS
+  T=cache/nbsweep4-test; TEST_SEED=1915; SEEN=cache/nbsweep3-test
+  if [ $RULE = mnru ]; then T=cache/nbsweep5-test; TEST_SEED=1916; SEEN=cache/nbsweep4-test; fi
   PATHS=$(for n in $NAMES; do printf 'runs/%s/best.pt ' "$n"; done); mkdir -p $D
 }
 PATHS=$(for n in $NAMES; do printf 'runs/%s/best.pt ' "$n"; done)
@@ -69,7 +74,7 @@ evaluate() {
   local models='"'$INC'"'; for p in $PATHS; do models="$models,\"$p\""; done
   python results/v15/nb_agreement.py $INC $PATHS runs/ft-v15-nb2-h/best.pt --manifest $T/manifest-w23.csv \
     --json $D/fresh.json --predictions $D/fresh-predictions.npz > $D/fresh.md
-  local seen=cache/nbsweep2-test; [ $RULE = nbn ] && seen=cache/nbsweep3-test
+  local seen=${SEEN:-cache/nbsweep2-test}
   python results/v15/nb_agreement.py $INC $PATHS runs/ft-v15-nb2-h/best.pt --manifest $seen/manifest-w23.csv \
     --json $D/fresh-seen.json > $D/fresh-seen.md
   python -m train evaluate --config "$CFG" --set "evaluate.models=[$models]" \
@@ -93,9 +98,14 @@ data2() {
   python -m train nb-sweep --out-dir cache/nbnoise --train 1000 --val 100 --test 0 --seed 19 --render v2 --faults 0,0,0.75,0.25
   bash train/label_both_teachers.sh cache/nbnoise/manifest.csv "$CFG"
 }
-train2() {
-  python - <<'PY'
+data3() {
+  python -m train nb-sweep --out-dir cache/nbmnru --train 1000 --val 100 --test 0 --seed 20 --render v2 --faults 0,0,0,0.25,0.75
+  bash train/label_both_teachers.sh cache/nbmnru/manifest.csv "$CFG"
+}
+train2() {  # the second rule's manifest (+ the MNRU set for the third), then $RUN without dropout
+  python - "$RULE" <<'PY'
 import csv
+import sys
 def rows(path, prefix, teacher):
     out = list(csv.DictReader(open(path, newline="", encoding="utf-8")))
     if teacher:
@@ -105,27 +115,31 @@ def rows(path, prefix, teacher):
     return out
 parts = [rows("cache/nbsweep2/manifest-w23.csv", "../nbsweep2/", True), rows("cache/nbnoise/manifest-w23.csv", "", True),
          rows("cache/anchor15/manifest-self.csv", "../anchor15/", False)]
+if sys.argv[1] == "mnru":
+    parts.append(rows("cache/nbmnru/manifest-w23.csv", "../nbmnru/", True))
+out = "cache/nbnoise/manifest-mix.csv" if sys.argv[1] == "nbn" else f"cache/nbnoise/manifest-mix-{sys.argv[1]}.csv"
 cols = list(dict.fromkeys(k for p in parts for k in p[0]))
-with open("cache/nbnoise/manifest-mix.csv", "w", newline="", encoding="utf-8") as f:
+with open(out, "w", newline="", encoding="utf-8") as f:
     w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
     w.writeheader()
     for p in parts:
         w.writerows(p)
-print("cache/nbnoise/manifest-mix.csv:", " + ".join(str(len(p)) for p in parts), "rows (repair, noise, anchor)")
+print(f"{out}:", " + ".join(str(len(p)) for p in parts), "rows (repair, noise, anchor[, mnru])")
 PY
-  python -m train finetune --config "$CFG" --set finetune.run=ft-v16-nbn \
-    --set finetune.manifest=cache/nbnoise/manifest-mix.csv --set finetune.init=checkpoint \
+  local mix=cache/nbnoise/manifest-mix.csv; [ $RULE = nbn ] || mix=cache/nbnoise/manifest-mix-$RULE.csv
+  python -m train finetune --config "$CFG" --set finetune.run=$RUN \
+    --set finetune.manifest=$mix --set finetune.init=checkpoint \
     --set finetune.init_checkpoint=runs/v060/best.pt --set finetune.schedule=cosine \
     --set finetune.total_steps=1000 --set finetune.max_steps=1000 --set finetune.lr=1e-4 \
     --set finetune.encoder_lr=5e-5 --set finetune.crop_s=0 --set finetune.max_minutes=120 \
     --set finetune.val_minutes=6 --set finetune.val_max_clips=400 --set finetune.snapshots=true \
-    --set model.encoder.dropout=0 >> logs/ft-v16-nbn.log 2>&1
-  python -m train average --run runs/ft-v16-nbn --last 4 --out runs/ft-v16-nbn-avg/best.pt
-  hinge runs/ft-v16-nbn/best.pt ft-v16-nbn-h
-  hinge runs/ft-v16-nbn-avg/best.pt ft-v16-nbn-avg-h
+    --set model.encoder.dropout=0 >> logs/$RUN.log 2>&1
+  python -m train average --run runs/$RUN --last 4 --out runs/$RUN-avg/best.pt
+  hinge runs/$RUN/best.pt $RUN-h
+  hinge runs/$RUN-avg/best.pt $RUN-avg-h
 }
 test2() {
-  python -m train nb-sweep --out-dir $T --train 0 --val 0 --test 300 --seed 1915 --render v2
+  python -m train nb-sweep --out-dir $T --train 0 --val 0 --test 300 --seed $TEST_SEED --render v2
   bash train/label_both_teachers.sh $T/manifest.csv "$CFG"
 }
 rule() {
@@ -145,6 +159,8 @@ NOI/COL/DIS/LOUD = NISQA v2)" anchor="0.6.0's own scores on 3,639 simulator clip
   else
     how="livesqa-small 0.6.0 (see the 0.6.2 card) fine-tuned 1,000 steps without dropout on $repair, 1,100 clips of \
 noisy or clean speech through the same paths (--faults 0,0,0.75,0.25, same teachers) and $anchor"
+    [ $RULE = mnru ] && how="$how, with 1,100 clips of MNRU speech (Q 5-40 dB) or clean speech through the same paths \
+(--faults 0,0,0,0.25,0.75, same teachers)"
   fi
   [ -f cache/livesqa-small-0.6.2.onnx ] || git show f6b4ed6:exported/livesqa-small.onnx > cache/livesqa-small-0.6.2.onnx
   python -m train export --checkpoint "runs/$name/best.pt" --out exported/livesqa-small.onnx --name livesqa-small \
@@ -168,5 +184,7 @@ case "${1:-all}" in
   data2) data2 ;; train2) second; train2 ;; test2) second; test2 ;; eval2) second; evaluate ;; rule2) second; rule ;;
   all2) second; data2; train2; test2; evaluate; rule ;;
   ship2) second; ship ;;
-  *) echo "usage: $0 [wise|test|noop|eval|rule|all|ship|data2|train2|test2|eval2|rule2|all2|ship2] [CONFIG]" >&2; exit 2 ;;
+  data3) data3 ;; train3) second mnru; train2 ;; test3) second mnru; test2 ;; eval3) second mnru; evaluate ;;
+  rule3) second mnru; rule ;; all3) second mnru; data3; train2; test2; evaluate; rule ;; ship3) second mnru; ship ;;
+  *) echo "usage: $0 [wise|test|noop|eval|rule|all|ship|data2|train2|test2|eval2|rule2|all2|ship2|data3|...|ship3] [CONFIG]" >&2; exit 2 ;;
 esac

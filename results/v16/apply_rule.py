@@ -2,12 +2,14 @@
 
     python results/v16/apply_rule.py --rule wise > results/v16/selection.md
     python results/v16/apply_rule.py --rule nbn > results/v16/nbn/selection.md
+    python results/v16/apply_rule.py --rule mnru > results/v16/mnru/selection.md
 
 (a) on the new fresh narrowband-path set, MOS RMSE against the target below 0.6.2's by a margin the
 paired bootstrap resolves (2,000 resamples of the clips, seed 0, 95 % interval of the difference
 below zero) and MOS PCC not below 0.6.2's; (b)-(d) as session 18's (results/v15/apply_rule.py).
 The no-op control is printed with the candidates and can never win. The second rule (nbn) is the
-same with (b)'s margin 0.005 (a view is lost when resolved below 0.6.2 by more than that).
+same with (b)'s margin 0.005 (a view is lost when resolved below 0.6.2 by more than that); so is the
+third (mnru).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ RULES = {  # rule -> (title, results folder, candidates, controls, (b)'s margin)
              ["wise-25-h", "wise-50-h", "wise-75-h"], ("ft-v16-noop-h",), 0.0),
     "nbn": ("Session 19: the repair without dropout, narrowband noise taught (SELECTION-nbn.md)", HERE / "nbn",
             ["ft-v16-nbn-h", "ft-v16-nbn-avg-h"], (), 0.005),
+    "mnru": ("Session 19: the repair taught MNRU through the phone paths (SELECTION-mnru.md)", HERE / "mnru",
+             ["ft-v16-mnru-h", "ft-v16-mnru-avg-h"], (), 0.005),
 }
 RESAMPLES = 2000
 
