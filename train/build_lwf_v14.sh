@@ -114,17 +114,7 @@ ship() {  # $D/selection.md's winner as exported/livesqa-small.onnx 0.7.0, with 
 streams, teacher labels on exactly those crops) mixed with 3,639 fresh simulator clips (v2 families with MNRU); MOS = \
 2/3 NISQA v2 + 1/3 DistillMOS (replay: $([ "$RULE" = lwf ] && echo "0.6.2's own scores" || echo "the same teachers")), \
 NOI/COL/DIS/LOUD = NISQA v2; 0.6.2's LOUD level hinge copied (results/v14/SELECTION-$RULE.md)"
-  python -m train sanity --config "$CFG" --model exported/livesqa-small.onnx --teacher-reference --strict
-  local S=$D/ship; mkdir -p $S/sanity $S/bench
-  cp results/sanity/sanity.md results/sanity/sanity.json $S/sanity/
-  cp -r $D/eval $S/
-  python -m train agreement --model cache/livesqa-small-0.6.2.onnx --model exported/livesqa-small.onnx \
-    --corpus cache/win11/manifest-w23.csv --realchain cache/realchain/manifest.csv --sim-max 878 --out-dir $S/agreement
-  python -m train bench --models exported/livesqa-small.onnx cache/livesqa-small-0.6.2.onnx \
-    --nisqa "${LIVESQA_DATA_ROOT:-../shared/data}/weights/nisqa/nisqa.tar" > $S/bench/bench.md
-  python -m train card --model exported/livesqa-small.onnx --results $S \
-    --asr-from-card exported/livesqa-small.card.json --probing results/probing-asr-small-v2 --recipe train/build_lwf_v14.sh
-  python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
+  bash train/ship_checks.sh $D train/build_lwf_v14.sh "$CFG"
 }
 case "${1:-all}" in
   data) data ;; train) train ;; eval) evaluate ;; rule) rule ;;

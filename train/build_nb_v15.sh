@@ -127,17 +127,7 @@ ship() {  # $D/selection.md's winner as exported/livesqa-small.onnx 0.7.0, with 
 the device, then G.711/AMR-NB/GSM or a 300-3400 Hz band, or a wideband control; MOS = 2/3 NISQA v2 + 1/3 DistillMOS, \
 NOI/COL/DIS/LOUD = NISQA v2) mixed with 0.6.0's own scores on 3,639 simulator clips and 4,097 real-call crops; LOUD \
 level hinge re-fitted as 0.6.2's (results/v15/SELECTION-$V.md)"
-  python -m train sanity --config "$CFG" --model exported/livesqa-small.onnx --teacher-reference --strict
-  local S=$D/ship; mkdir -p $S/sanity $S/bench
-  cp results/sanity/sanity.md results/sanity/sanity.json $S/sanity/
-  cp -r $D/eval $S/
-  python -m train agreement --model cache/livesqa-small-0.6.2.onnx --model exported/livesqa-small.onnx \
-    --corpus cache/win11/manifest-w23.csv --realchain cache/realchain/manifest.csv --sim-max 878 --out-dir $S/agreement
-  python -m train bench --models exported/livesqa-small.onnx cache/livesqa-small-0.6.2.onnx \
-    --nisqa "${LIVESQA_DATA_ROOT:-../shared/data}/weights/nisqa/nisqa.tar" > $S/bench/bench.md
-  python -m train card --model exported/livesqa-small.onnx --results $S \
-    --asr-from-card exported/livesqa-small.card.json --probing results/probing-asr-small-v2 --recipe train/build_nb_v15.sh
-  python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
+  bash train/ship_checks.sh $D train/build_nb_v15.sh "$CFG"
 }
 case "${1:-all}" in
   data) data ;; anchor) anchor ;; train) train ;; test) test_set ;; eval) evaluate ;; rule) rule ;; ship) ship ;;

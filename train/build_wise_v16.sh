@@ -166,17 +166,7 @@ noisy or clean speech through the same paths (--faults 0,0,0.75,0.25, same teach
   python -m train export --checkpoint "runs/$name/best.pt" --out exported/livesqa-small.onnx --name livesqa-small \
     --version 0.7.0 --licence "CC BY-NC-SA 4.0 (trained on NISQA outputs)" \
     --training-data "$how; LOUD level hinge re-fitted as 0.6.2's (results/v16/SELECTION-$RULE.md)"
-  python -m train sanity --config "$CFG" --model exported/livesqa-small.onnx --teacher-reference --strict
-  local S=$D/ship; mkdir -p $S/sanity $S/bench
-  cp results/sanity/sanity.md results/sanity/sanity.json $S/sanity/
-  cp -r $D/eval $S/
-  python -m train agreement --model cache/livesqa-small-0.6.2.onnx --model exported/livesqa-small.onnx \
-    --corpus cache/win11/manifest-w23.csv --realchain cache/realchain/manifest.csv --sim-max 878 --out-dir $S/agreement
-  python -m train bench --models exported/livesqa-small.onnx cache/livesqa-small-0.6.2.onnx \
-    --nisqa "${LIVESQA_DATA_ROOT:-../shared/data}/weights/nisqa/nisqa.tar" > $S/bench/bench.md
-  python -m train card --model exported/livesqa-small.onnx --results $S \
-    --asr-from-card exported/livesqa-small.card.json --probing results/probing-asr-small-v2 --recipe train/build_wise_v16.sh
-  python -m train.make_sample_call --scores-only                     # livesqa/assets/sample_call.md
+  bash train/ship_checks.sh $D train/build_wise_v16.sh "$CFG"
 }
 case "${1:-all}" in
   wise) wise ;; test) test_set ;; noop) noop ;; eval) evaluate ;; rule) rule ;; ship) ship ;;
