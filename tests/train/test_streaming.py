@@ -225,8 +225,9 @@ def test_a_windowed_checkpoint_warm_starts_its_streaming_version() -> None:
     QualityModel(stream).load_state_dict(QualityModel(windowed).state_dict())  # strict
     wider = dataclasses.replace(windowed, encoder=dataclasses.replace(windowed.encoder, d_model=windowed.encoder.d_model * 2))
     assert not same_architecture(wider, stream)
+    with_dropout = dataclasses.replace(windowed, encoder=dataclasses.replace(windowed.encoder, dropout=0.1))
     no_dropout = dataclasses.replace(windowed, encoder=dataclasses.replace(windowed.encoder, dropout=0.0))
-    assert windowed.encoder.dropout > 0 and same_architecture(no_dropout, windowed)  # a fine-tune may drop dropout
+    assert same_architecture(no_dropout, with_dropout)  # a fine-tune may drop dropout (session 19)
 
 
 def test_checkpoint_scorer_averages_a_streaming_models_whole_windows(tmp_path) -> None:
